@@ -1,0 +1,106 @@
+"""`bip simulate`: write a synthetic cohort, its ground truth and a summary of observed vs truth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.schema import IndicatorSchema, load_schema
+from simulation.cohort import cohort_tables, run_cohort
+from simulation.params import load_true_parameters
+from simulation.truth import HORIZONS, caseworker_change_effect, intervention_effects, truth_table
+
+
+def optimism_effect(n: int, params, seed: int) -> dict:
+    """Causal effect of an optimistic caseworker: the same cohort with the same random numbers,
+    every caseworker optimistic against every caseworker pessimistic; 12-month job rate from
+    enrolment."""
+    rates = {}
+    for label, value in (("optimistic", 1.0), ("pessimistic", 0.0)):
+        run = run_cohort(n, params, seed, optimism=value, keep_snapshots=False)
+        months = run.job_month - run.people.enrolled_month
+        rates[label] = float(((run.job_month >= 0) & (months <= 12)).mean())
+    return {"job_12m_optimistic": rates["optimistic"], "job_12m_pessimistic": rates["pessimistic"],
+            "risk_ratio_12m": rates["optimistic"] / rates["pessimistic"]}
+
+
+def simulate(persons: int = 4000, seed: int = 7, out: str | Path = "data/bip",
+             schema: IndicatorSchema | None = None, paths: int = 32, effect_paths: int = 100) -> dict:
+    """Simulate, write the four tables plus truth, and return the summary."""
+    schema = schema or load_schema()
+    params = load_true_parameters(schema)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    run = run_cohort(persons, params, seed)
+    tables = cohort_tables(run, schema, params, np.random.default_rng([seed, 99]))
+    for name, table in tables.items():
+        table.to_parquet(out / f"{name}.parquet", index=False)
+    truth, se, occasions = truth_table(params, run, paths, seed + 1)
+    truth.to_parquet(out / "truth_probabilities.parquet", index=False)
+    effect_persons = min(persons, 4000)
+    truth_json = {
+        "seed": seed,
+        "persons": persons,
+        "schema": schema.name,
+        "parameters": params.raw,
+        "caseworker_optimism": dict(zip(_caseworker_ids(run), run.world.caseworker_optimism.astype(int).tolist())),
+        "probability_method": {
+            "paths_per_occasion": paths,
+            "description": "forward simulation from each occasion's observed state with the job "
+                           "hazard integrated exactly; error is Monte Carlo over future ratings, "
+                           "activities and caseworker changes",
+            "mc_se_mean": {f"p_{h}m": float(se[:, i].mean()) for i, h in enumerate(HORIZONS)},
+            "mc_se_max": {f"p_{h}m": float(se[:, i].max()) for i, h in enumerate(HORIZONS)},
+        },
+        "intervention_effects": intervention_effects(params, run, occasions, effect_paths, seed + 2),
+        "caseworker_change": caseworker_change_effect(params, run, occasions, effect_paths, seed + 3),
+        "caseworker_optimism_effect": optimism_effect(effect_persons, params, seed),
+    }
+    (out / "truth.json").write_text(json.dumps(truth_json, indent=2, ensure_ascii=False, default=str))
+    return summarise(tables, truth, truth_json, schema)
+
+
+def _caseworker_ids(run):
+    from simulation.cohort import caseworker_ids
+    return caseworker_ids(run.world).tolist()
+
+
+def summarise(tables: dict, truth: pd.DataFrame, truth_json: dict, schema: IndicatorSchema) -> dict:
+    """Observed figures beside the truth's, on occasions whose 12-month horizon is observed."""
+    from features.labels import label_occasions
+    persons, measurements = tables["persons"], tables["measurements"]
+    occasions = measurements[["person_id", "measured_at"]].drop_duplicates()
+    labelled = label_occasions(occasions.rename(columns={"measured_at": "as_of"}), tables["outcomes"], 12)
+    labelled = labelled.merge(truth, on=["person_id", "as_of"], how="left")
+    belief_key = truth_json["parameters"]["roles"]["belief"]
+    caseworker_rows = measurements[measurements["respondent"] == "caseworker"]
+    belief = caseworker_rows[["person_id", "measured_at", belief_key]].rename(columns={"measured_at": "as_of"})
+    labelled = labelled.merge(belief, on=["person_id", "as_of"], how="left")
+    changes = caseworker_rows.groupby("person_id")["caseworker_id"].nunique()
+    believes = labelled[belief_key] == schema[belief_key].scale_max
+    doubts = labelled[belief_key] <= schema[belief_key].scale_min + 1
+    share = caseworker_rows[belief_key].value_counts(normalize=True).sort_index()
+    return {
+        "persons": int(len(persons)),
+        "jobcentres": int(persons["jobcenter"].nunique()),
+        "caseworkers": int(measurements["caseworker_id"].nunique()),
+        "measurement_occasions": int(len(occasions)),
+        "measurement_rows": int(len(measurements)),
+        "occasions_per_person": float(len(occasions) / len(persons)),
+        "share_with_caseworker_change": float((changes > 1).mean()),
+        "occasions_12m_observed": int(len(labelled)),
+        "job_12m_observed": float(labelled["label"].mean()),
+        "job_12m_truth": float(labelled["p_12m"].mean()),
+        "job_12m_when_caseworker_believes_observed": float(labelled.loc[believes, "label"].mean()),
+        "job_12m_when_caseworker_believes_truth": float(labelled.loc[believes, "p_12m"].mean()),
+        "job_12m_when_caseworker_doubts_observed": float(labelled.loc[doubts, "label"].mean()),
+        "job_12m_when_caseworker_doubts_truth": float(labelled.loc[doubts, "p_12m"].mean()),
+        "belief_share": {int(k): float(v) for k, v in share.items()},
+        "optimism_risk_ratio_truth": truth_json["caseworker_optimism_effect"]["risk_ratio_12m"],
+        "caseworker_change_risk_ratio_truth": truth_json["caseworker_change"]["risk_ratio_12m"],
+        "intervention_att_12m_truth": {k: v["att_12m"] for k, v in truth_json["intervention_effects"].items()},
+        "activities": tables["activities"]["kind"].value_counts().to_dict(),
+    }

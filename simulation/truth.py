@@ -1,0 +1,133 @@
+"""Ground truth: the true outcome probability for every measurement occasion, and true effects.
+
+The probability for (person, as_of) integrates over the future given what was observed by as_of
+and the true parameters: each occasion's state is copied `paths` times and run forward through the
+same engine as the cohort. The job hazard of each month is integrated exactly (survival is
+multiplied in, not sampled), so Monte Carlo error comes only from future ratings, activities and
+caseworker changes; its standard error is reported in truth.json.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from simulation.cohort import CohortRun, _dates
+from simulation.engine import NEVER, Engine, State
+from simulation.params import TrueParameters
+
+HORIZONS = (3, 6, 12, 24)
+_BATCH_UNITS = 400_000
+
+
+def _concat_states(states: list[State]) -> State:
+    fields = State.__dataclass_fields__
+    return State(**{name: None if getattr(states[0], name) is None
+                    else np.concatenate([getattr(s, name) for s in states]) for name in fields})
+
+
+def occasion_states(run: CohortRun) -> tuple[np.ndarray, np.ndarray, np.ndarray, State]:
+    """Person index, month, day and state right after each measurement, in run order."""
+    person = np.concatenate([s[0] for s in run.snapshots])
+    month = np.concatenate([np.full(len(s[0]), s[1]) for s in run.snapshots])
+    state = _concat_states([s[2] for s in run.snapshots])
+    parts = run.log["measurements"]
+    # snapshots and measurement log entries are appended in the same order, one per call
+    day = np.concatenate([p[1] for p in parts if len(p[0])])
+    return person, month, day, state
+
+
+def survival(params: TrueParameters, run: CohortRun, state: State, month: np.ndarray, seed: int,
+             horizons=HORIZONS) -> np.ndarray:
+    """(units, len(horizons)) probability of no job by each horizon, one path per unit."""
+    state = state.copy()
+    state.activity_start = None
+    engine = Engine(params, run.world, np.random.default_rng(seed))
+    n = state.caseworker_rating.shape[0]
+    live = np.ones(n, dtype=bool)
+    log_surv = np.zeros(n)
+    out = np.empty((n, len(horizons)))
+    month = month.copy()
+    for step in range(1, max(horizons) + 1):
+        month += 1
+        engine.month_boundary(state, month, live, None)
+        log_surv -= np.exp(engine.log_hazard(state, month))
+        due, draws = engine.scheduled_measurements(state, month, live)
+        engine.measure(state, due, state.next_due[due].copy(), False, draws)
+        if step in horizons:
+            out[:, horizons.index(step)] = np.exp(log_surv)
+    return out
+
+
+def probabilities(params: TrueParameters, run: CohortRun, state: State, month: np.ndarray,
+                  paths: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean job probability by each horizon and its Monte Carlo standard error, per occasion."""
+    n = len(month)
+    per_batch = max(1, _BATCH_UNITS // paths)
+    mean = np.empty((n, len(HORIZONS)))
+    se = np.empty((n, len(HORIZONS)))
+    for b, lo in enumerate(range(0, n, per_batch)):
+        rows = np.arange(lo, min(n, lo + per_batch))
+        copies = np.repeat(rows, paths)
+        surv = survival(params, run, state.take(copies), month[copies], seed + b)
+        surv = surv.reshape(len(rows), paths, len(HORIZONS))
+        mean[rows] = 1.0 - surv.mean(axis=1)
+        se[rows] = surv.std(axis=1, ddof=1) / np.sqrt(paths)
+    return mean, se
+
+
+def truth_table(params: TrueParameters, run: CohortRun, paths: int, seed: int):
+    person, month, day, state = occasion_states(run)
+    p, se = probabilities(params, run, state, month, paths, seed)
+    table = pd.DataFrame({"person_id": run.people.person_id[person], "as_of": _dates(day)})
+    for h, horizon in enumerate(HORIZONS):
+        table[f"p_{horizon}m"] = p[:, h]
+    order = np.lexsort((day, run.people.person_id[person]))
+    return table.iloc[order].reset_index(drop=True), se, (person, month, day, state)
+
+
+def _paired_p12(params, run, treated: State, control: State, month, paths, seed) -> np.ndarray:
+    """12-month job probability under two states with common random numbers."""
+    h12 = HORIZONS.index(12)
+    with_it = probabilities(params, run, treated, month, paths, seed)[0][:, h12]
+    without = probabilities(params, run, control, month, paths, seed)[0][:, h12]
+    return with_it, without
+
+
+def intervention_effects(params: TrueParameters, run: CohortRun, occasions, paths: int, seed: int) -> dict:
+    """True average effect on the treated of starting each kind at a measurement, on 12-month
+    job chances, against not starting it then (later starts stay possible: the as-of-start
+    estimand an evaluator can target)."""
+    person, month, day, state = occasions
+    effects = {}
+    for a, kind in enumerate(params.kinds):
+        started = np.nonzero(state.active[:, a] & (state.activity_age[:, a] == 0)
+                             & (state.activity_start[:, a] == day))[0]
+        if len(started) == 0:
+            effects[kind] = {"att_12m": None, "n_treated_occasions": 0}
+            continue
+        treated = state.take(started)
+        control = treated.copy()
+        control.active[:, a] = False
+        control.exposed[:, a] = False
+        with_it, without = _paired_p12(params, run, treated, control, month[started], paths, seed + 7919 * (a + 1))
+        diff = with_it - without
+        effects[kind] = {
+            "att_12m": float(diff.mean()),
+            "mc_se": float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else None,
+            "risk_ratio": float(with_it.mean() / without.mean()),
+            "n_treated_occasions": int(len(started)),
+        }
+    return effects
+
+
+def caseworker_change_effect(params: TrueParameters, run: CohortRun, occasions, paths: int, seed: int) -> dict:
+    """Ratio of 12-month job chances right after a caseworker change, against the same occasions
+    with the change's disruption removed (the new caseworker kept)."""
+    person, month, day, state = occasions
+    changed = np.nonzero(state.months_since_change == 0)[0]
+    treated = state.take(changed)
+    control = treated.copy()
+    control.months_since_change[:] = NEVER
+    with_it, without = _paired_p12(params, run, treated, control, month[changed], paths, seed)
+    return {"risk_ratio_12m": float(with_it.mean() / without.mean()), "n_occasions": int(len(changed))}
