@@ -28,3 +28,6 @@ MEASUREMENT_BASE_COLUMNS = ["person_id", "measured_at", "respondent", "caseworke
 ACTIVITY_COLUMNS = ["person_id", "kind", "start", "end"]
 OUTCOME_COLUMNS = ["person_id", "month", "status"]
 TABLES = ("persons", "measurements", "activities", "outcomes")
+# The 10 BIP jobcentres; the local labour market enters the model through them.
+JOBCENTERS = ["Vordingborg", "Viborg", "Horsens", "Sønderborg", "Rebild", "Aarhus", "Thisted",
+              "Vejen", "Silkeborg", "Faxe"]

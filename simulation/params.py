@@ -15,8 +15,6 @@ from features.contract import ACTIVITY_CLASSES, ACTIVITY_KINDS
 from features.schema import IndicatorSchema
 
 DEFAULT_TRUTH_PATH = Path(__file__).parent / "bip11_truth.toml"
-JOBCENTERS = ["Vordingborg", "Viborg", "Horsens", "Sønderborg", "Rebild", "Aarhus", "Thisted",
-              "Vejen", "Silkeborg", "Faxe"]
 
 
 @dataclass

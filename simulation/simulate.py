@@ -40,7 +40,7 @@ def simulate(persons: int = 4000, seed: int = 7, out: str | Path = "data/bip",
         table.to_parquet(out / f"{name}.parquet", index=False)
     truth, se, occasions = truth_table(params, run, paths, seed + 1)
     truth.to_parquet(out / "truth_probabilities.parquet", index=False)
-    effect_persons = min(persons, 4000)
+    effect_persons = 4000  # its own counterfactual cohort: enough persons for a stable ratio
     truth_json = {
         "seed": seed,
         "persons": persons,
