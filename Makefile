@@ -19,6 +19,7 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/bip simulate --persons 4000 --seed 7 --out $(DATA)
+	$(BIN)/bip train --data $(DATA) --promote-if-better
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

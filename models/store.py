@@ -1,0 +1,78 @@
+"""Saving a ScoringModel to MLflow as one pyfunc model, and loading it back by URI."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import mlflow
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+from models.scoring import ScoringModel
+
+MODEL_NAME = "bip-employment"
+CHAMPION = "champion"
+CHAMPION_URI = f"models:/{MODEL_NAME}@{CHAMPION}"
+DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
+EXPERIMENT = "bip-employment"
+
+
+def configure_tracking() -> str:
+    """Use MLFLOW_TRACKING_URI when set (a team server), else the local sqlite store in mlruns/."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    if uri == DEFAULT_TRACKING_URI:
+        Path("mlruns").mkdir(exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or uri)
+    return uri
+
+
+def ensure_experiment(name: str = EXPERIMENT) -> str:
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = None
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith("sqlite:///"):
+        # artifacts beside the database file, never in whatever folder the command ran from
+        artifacts = Path(uri[len("sqlite:///"):]).parent / "artifacts"
+        artifacts.mkdir(parents=True, exist_ok=True)
+        location = artifacts.resolve().as_uri()
+    return mlflow.create_experiment(name, artifact_location=location)
+
+
+class BipPyfunc(mlflow.pyfunc.PythonModel):
+    """Pyfunc face of a ScoringModel: a frame of feature columns in, probabilities out.
+    The full object (features, explainer) is reachable with unwrap_python_model().scoring_model."""
+
+    def __init__(self, scoring_model: ScoringModel):
+        self.scoring_model = scoring_model
+
+    def predict(self, context, model_input: pd.DataFrame, params=None):
+        names = self.scoring_model.spec.names
+        X = model_input[names].to_numpy(dtype=np.float64)
+        return pd.DataFrame({"probability": self.scoring_model.probability(X)})
+
+
+def _pip_requirements() -> list[str]:
+    from importlib.metadata import version
+    packages = ["mlflow", "xgboost", "scikit-learn", "pandas", "numpy", "pyarrow", "cloudpickle"]
+    return [f"{p}=={version(p)}" for p in packages]
+
+
+def log_scoring_model(model: ScoringModel, example: pd.DataFrame) -> str:
+    """Log inside the active run; returns the model URI."""
+    from mlflow.models import infer_signature
+    prediction = BipPyfunc(model).predict(None, example)
+    info = mlflow.pyfunc.log_model(
+        name="model", python_model=BipPyfunc(model), signature=infer_signature(example, prediction),
+        input_example=example.iloc[:2], pip_requirements=_pip_requirements(),
+    )
+    return info.model_uri
+
+
+def load_scoring_model(uri: str = CHAMPION_URI) -> ScoringModel:
+    pyfunc = mlflow.pyfunc.load_model(uri)
+    return pyfunc.unwrap_python_model().scoring_model

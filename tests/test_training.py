@@ -1,0 +1,83 @@
+"""Training: leakage-free splits, exact explanations, determinism, MLflow registry round trip."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training.pipeline import build_examples, fit_all
+
+
+@pytest.fixture(scope="module")
+def fitted(small_tables, schema):
+    return fit_all(small_tables, schema, horizon=12, seed=7)
+
+
+def test_splits_keep_persons_together_and_time_apart(fitted):
+    examples, _ = fitted
+    frame = examples.frame
+    assert (frame.groupby("person_id")["fold"].nunique() == 1).all()
+    assert (frame.loc[examples.test, "as_of"] >= examples.test_from).all()
+    assert (frame.loc[examples.train, "as_of"] < examples.test_from).all()
+    assert examples.test.sum() > 100 and examples.train.sum() > 1000
+
+
+def test_only_occasions_with_an_observed_horizon_are_examples(small_tables, schema):
+    outcomes = small_tables["outcomes"]
+    cut = outcomes[outcomes["month"] <= pd.Timestamp("2016-06-01")]
+    examples = build_examples({**small_tables, "outcomes": cut}, schema, 12, test_from="2015-01-01")
+    # the window (as_of, as_of + 12 months] must end by the last register month, June 2016
+    assert examples.frame["as_of"].max() < pd.Timestamp("2015-07-01")
+
+
+@pytest.mark.parametrize("kind", ["xgboost", "logistic"])
+def test_explanation_adds_up_to_the_calibrated_log_odds(fitted, kind):
+    examples, models = fitted
+    model = models[kind].model
+    X = examples.X[:400]
+    contributions, base = model.explain(X)
+    assert contributions.shape == (400, len(model.groups))
+    # XGBoost predicts and explains in float32: the two routes agree to float32 rounding
+    np.testing.assert_allclose(model.explained_log_odds(contributions, base), model.log_odds(X), atol=2e-5)
+    assert np.ptp(base) < 1e-9  # one base value for everyone
+
+
+def test_tree_explanations_equal_shap_treeexplainer(fitted):
+    import shap
+    examples, models = fitted
+    model = models["xgboost"].model
+    X = examples.X[:200]
+    explainer = shap.TreeExplainer(model.estimator.booster)
+    raw = explainer.shap_values(X.astype(np.float32))
+    a, _ = model.calibration
+    grouped = (a * raw) @ model._group_matrix
+    np.testing.assert_allclose(model.explain(X)[0], grouped, atol=1e-5)
+
+
+def test_calibrated_probabilities_are_honest_on_validation(fitted):
+    examples, models = fitted
+    for fit in models.values():
+        observed = examples.y[examples.train].mean()
+        assert fit.oof_probability.mean() == pytest.approx(observed, abs=0.01)
+
+
+def test_monotone_constraints_hold_more_ready_never_lowers_the_score(fitted, schema):
+    from features.build import feature_spec
+    from models.estimators import fit_trees, tree_params
+    from models.scoring import ScoringModel, TreeEstimator
+    examples, models = fitted
+    assert {t["monotone"] for t in models["xgboost"].search} == {True, False}  # both were tried
+    spec = feature_spec(schema)
+    booster, _ = fit_trees(examples.X, examples.y, tree_params(4, spec.monotone, 7, 2), 80)
+    model = ScoringModel(schema.to_dict(), "xgboost", TreeEstimator(booster), (1.0, 0.0), 12)
+    levels = [i for i, name in enumerate(spec.names) if name.endswith("_level")]
+    X = examples.X[:500].copy()
+    before = model.probability(X)
+    X[:, levels] = np.minimum(X[:, levels] + 1, 5)
+    assert (model.probability(X) >= before - 1e-9).all()
+
+
+def test_same_data_and_seed_give_a_bit_identical_booster(small_tables, schema, fitted):
+    _, first = fitted
+    _, second = fit_all(small_tables, schema, horizon=12, seed=7)
+    assert first["xgboost"].model.estimator.booster.save_raw("ubj") == \
+        second["xgboost"].model.estimator.booster.save_raw("ubj")

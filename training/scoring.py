@@ -1,0 +1,48 @@
+"""`bip score`: offline cohort scoring with a registered model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from features.build import latest_occasions, measurement_occasions
+from features.validation import validate_tables
+from models.store import CHAMPION_URI, configure_tracking, load_scoring_model
+from training.pipeline import read_tables
+
+
+def _model_version(uri: str) -> str:
+    from mlflow import MlflowClient
+    if uri.startswith("models:/") and "@" in uri:
+        name, alias = uri[len("models:/"):].split("@", 1)
+        return str(MlflowClient().get_model_version_by_alias(name, alias).version)
+    if uri.startswith("models:/") and uri.count("/") >= 2:
+        return uri.rsplit("/", 1)[-1]
+    return uri
+
+
+def score_cohort(data: str | Path, out: str | Path, at: str = "latest", explain: bool = False,
+                 model_uri: str | None = None) -> pd.DataFrame:
+    configure_tracking()
+    uri = model_uri or CHAMPION_URI
+    model = load_scoring_model(uri)
+    tables = read_tables_for_scoring(data)
+    validate_tables(tables, model.schema)
+    requests = latest_occasions(tables["measurements"]) if at == "latest" else measurement_occasions(tables["measurements"])
+    frame = model.score_frame(requests, tables, explain=explain)
+    frame.insert(3, "model_version", _model_version(uri))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".csv":
+        frame.to_csv(out, index=False)
+    else:
+        frame.to_parquet(out, index=False)
+    return frame
+
+
+def read_tables_for_scoring(data: str | Path) -> dict[str, pd.DataFrame]:
+    """Scoring needs no outcomes: they are not read even when present."""
+    tables = read_tables(data, required=("persons", "measurements"))
+    tables.pop("outcomes", None)
+    return tables
