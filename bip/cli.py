@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from serving.cli import keys_app, serve_command
 from simulation.cli import simulate_command
 from training.cli import promote_command, runs_command, score_command, train_command
 
@@ -14,6 +15,8 @@ app.command("train")(train_command)
 app.command("runs")(runs_command)
 app.command("promote")(promote_command)
 app.command("score")(score_command)
+app.command("serve")(serve_command)
+app.add_typer(keys_app, name="keys")
 
 
 @app.callback()

@@ -69,6 +69,9 @@ class ScoringModel:
     calibration: tuple[float, float]  # (a, b): log-odds = a * margin + b
     horizon_months: int
     metadata: dict = field(default_factory=dict)
+    # the cross-validation models (each fit on 4/5 of the persons): their spread is the
+    # model-uncertainty interval reported with a score
+    fold_estimators: list = field(default_factory=list)
 
     def __post_init__(self):
         self._schema = schema_from_dict(self.schema_dict)
@@ -86,6 +89,7 @@ class ScoringModel:
         return state
 
     def __setstate__(self, state):
+        state.setdefault("fold_estimators", [])  # models saved before intervals existed
         self.__dict__.update(state)
         self.__post_init__()
 
@@ -108,6 +112,18 @@ class ScoringModel:
 
     def probability(self, X: np.ndarray) -> np.ndarray:
         return sigmoid(self.log_odds(X))
+
+    def interval(self, X: np.ndarray, log_odds: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """95% model-uncertainty interval: the score's log-odds +- 1.96 x the standard deviation
+        of the cross-validation models' calibrated log-odds. It reflects how much the score
+        depends on which persons the model was trained on, not the chance of the outcome."""
+        centre = self.log_odds(X) if log_odds is None else log_odds
+        if len(self.fold_estimators) < 2:
+            return sigmoid(centre), sigmoid(centre)
+        a, b = self.calibration
+        folds = np.stack([a * e.margin(X) + b for e in self.fold_estimators])
+        spread = 1.96 * folds.std(axis=0, ddof=1)
+        return sigmoid(centre - spread), sigmoid(centre + spread)
 
     def explain(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-group contributions (n, G) and base values (n,) in calibrated log-odds.

@@ -108,16 +108,18 @@ class FittedModel:
     search: list = field(default_factory=list)
 
 
-def _cross_fit_trees(ex: Examples, depth: int, monotone: bool, seed: int, spec) -> tuple[np.ndarray, list[int]]:
+def _cross_fit_trees(ex: Examples, depth: int, monotone: bool, seed: int, spec):
+    """Out-of-fold margins, best round counts and the fold boosters (cut at their best round)."""
     X, y, folds = ex.X[ex.train], ex.y[ex.train], ex.frame["fold"].to_numpy()[ex.train]
     params = tree_params(depth, spec.monotone if monotone else None, seed, threads=2)
-    margin, rounds = np.zeros(len(y)), []
+    margin, rounds, boosters = np.zeros(len(y)), [], []
     for k in range(FOLDS):
         fit, held = folds != k, folds == k
         booster, best = fit_trees(X[fit], y[fit], params, MAX_ROUNDS, X[held], y[held])
         margin[held] = tree_margin(booster, X[held], best)
         rounds.append(best)
-    return margin, rounds
+        boosters.append(booster[:best])
+    return margin, rounds, boosters
 
 
 def fit_xgboost(ex: Examples, schema: IndicatorSchema, horizon: int, seed: int) -> FittedModel:
@@ -125,30 +127,33 @@ def fit_xgboost(ex: Examples, schema: IndicatorSchema, horizon: int, seed: int) 
     y = ex.y[ex.train]
     trials = []
     for depth, monotone in SEARCH:
-        margin, rounds = _cross_fit_trees(ex, depth, monotone, seed, spec)
+        margin, rounds, boosters = _cross_fit_trees(ex, depth, monotone, seed, spec)
         loss = metric_set(y, sigmoid(margin))["log_loss"]
         trials.append({"depth": depth, "monotone": monotone, "cv_log_loss": loss,
-                       "rounds": int(np.mean(rounds)), "margin": margin})
+                       "rounds": int(np.mean(rounds)), "margin": margin, "boosters": boosters})
     best = min(t["cv_log_loss"] for t in trials)
     chosen = next(t for t in trials if t["cv_log_loss"] <= best * (1 + WITHIN_NOISE))
     a, b = fit_platt(chosen["margin"], y)
     params = tree_params(chosen["depth"], spec.monotone if chosen["monotone"] else None, seed, threads=2)
     booster, _ = fit_trees(ex.X[ex.train], y, params, chosen["rounds"])
-    model = ScoringModel(schema.to_dict(), "xgboost", TreeEstimator(booster), (a, b), horizon)
+    model = ScoringModel(schema.to_dict(), "xgboost", TreeEstimator(booster), (a, b), horizon,
+                         fold_estimators=[TreeEstimator(f) for f in chosen["boosters"]])
     return FittedModel("xgboost", model, sigmoid(a * chosen["margin"] + b),
                        params={"max_depth": chosen["depth"], "monotone": chosen["monotone"],
                                "rounds": chosen["rounds"], "learning_rate": params["learning_rate"],
                                "platt_a": a, "platt_b": b},
-                       search=[{k: v for k, v in t.items() if k != "margin"} for t in trials])
+                       search=[{k: v for k, v in t.items() if k not in ("margin", "boosters")} for t in trials])
 
 
 def fit_logistic_model(ex: Examples, schema: IndicatorSchema, horizon: int) -> FittedModel:
     X, y, folds = ex.X[ex.train], ex.y[ex.train], ex.frame["fold"].to_numpy()[ex.train]
-    margin = np.zeros(len(y))
+    margin, fold_models = np.zeros(len(y)), []
     for k in range(FOLDS):
-        margin[folds == k] = fit_logistic(X[folds != k], y[folds != k]).margin(X[folds == k])
+        fold_models.append(fit_logistic(X[folds != k], y[folds != k]))
+        margin[folds == k] = fold_models[-1].margin(X[folds == k])
     a, b = fit_platt(margin, y)
-    model = ScoringModel(schema.to_dict(), "logistic", fit_logistic(X, y), (a, b), horizon)
+    model = ScoringModel(schema.to_dict(), "logistic", fit_logistic(X, y), (a, b), horizon,
+                         fold_estimators=fold_models)
     return FittedModel("logistic", model, sigmoid(a * margin + b), params={"C": 0.5, "platt_a": a, "platt_b": b})
 
 

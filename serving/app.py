@@ -1,0 +1,310 @@
+"""The FastAPI app: thin routes over features + models, with auth, audit and safe reloads."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import time
+from contextlib import asynccontextmanager
+from datetime import date
+
+import pandas as pd
+from fastapi import Body, Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError as PydanticValidationError
+from starlette.concurrency import run_in_threadpool
+
+from features.build import latest_occasions, measurement_occasions
+from features.schema import load_schema
+from features.validation import find_problems
+from serving.audit import AuditLog, load_salt
+from serving.citizen import InputProblems, request_tables, score_citizen
+from serving.examples import example_body
+from serving.holder import Loaded, ModelHolder
+from serving.keys import Caller, KeyStore
+from serving.schemas import ScoreRequest, ScoreResponse
+from serving.settings import Settings
+
+log = logging.getLogger("bip.serving")
+MAX_LISTED_PROBLEMS = 1000
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for bodies over the limit, whether or not Content-Length is sent."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            return await _too_large(self.max_bytes)(scope, receive, send)
+        seen = 0
+
+        async def limited():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _BodyTooLarge:
+            await _too_large(self.max_bytes)(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _too_large(max_bytes: int) -> JSONResponse:
+    return JSONResponse(status_code=413, content={"detail": f"request body over {max_bytes} bytes"})
+
+
+def _errors_from_pydantic(errors, prefix: str = "") -> list[dict]:
+    out = []
+    for e in errors:
+        location = [str(p) for p in e.get("loc", ()) if p not in ("body",)]
+        field = prefix + ".".join(location) if location else (prefix.rstrip(".") or "body")
+        value = e.get("input")
+        try:
+            value = jsonable_encoder(value)
+            if len(json.dumps(value)) > 200:
+                value = json.dumps(value)[:200] + "..."
+        except Exception:
+            value = str(value)[:200]
+        out.append({"field": field, "value": value, "allowed": e.get("msg", "a valid value")})
+    return out
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    holder = ModelHolder(settings.model_uri)
+    keys = KeyStore(settings.keys_file)
+    audit = AuditLog(settings.audit_log, load_salt(settings.audit_salt_file))
+    schema_for_docs = load_schema()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        from models.store import configure_tracking
+        configure_tracking()
+        await run_in_threadpool(holder.load)
+        task = asyncio.create_task(_watch_champion()) if settings.reload_interval_s > 0 else None
+        yield
+        if task:
+            task.cancel()
+
+    async def _watch_champion():
+        while True:
+            await asyncio.sleep(settings.reload_interval_s)
+            try:
+                await run_in_threadpool(holder.reload_if_changed)
+            except Exception:  # a registry hiccup must not stop the watcher
+                log.exception("champion check failed")
+
+    app = FastAPI(title="bip-score", version="0.1.0", lifespan=lifespan,
+                  description="Explainable employment-likelihood scores from BIP progression measurements. "
+                              "Send the API key in the X-API-Key header.")
+    app.state.holder = holder
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+
+    @app.middleware("http")
+    async def audit_trail(request: Request, call_next):
+        start = time.perf_counter()
+        request.state.person_ids = []
+        request.state.caller = None
+        response = await call_next(request)
+        if request.url.path.startswith("/v1/"):
+            caller: Caller | None = request.state.caller
+            current = holder.current
+            audit.write(key_id=caller.key_id if caller else None, role=caller.role if caller else None,
+                        route=f"{request.method} {request.url.path}", person_ids=request.state.person_ids,
+                        model_version=current.version if current else None, status=response.status_code,
+                        latency_ms=1e3 * (time.perf_counter() - start))
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError):
+        return JSONResponse(status_code=422, content={"detail": "invalid request",
+                                                      "errors": _errors_from_pydantic(error.errors())})
+
+    @app.exception_handler(InputProblems)
+    async def invalid_input(request: Request, error: InputProblems):
+        return JSONResponse(status_code=422, content={
+            "detail": f"{len(error.problems)} problem(s) in the input",
+            "errors": error.problems[:MAX_LISTED_PROBLEMS]})
+
+    def require(*roles: str):
+        def dependency(request: Request) -> Caller:
+            key = request.headers.get("x-api-key")
+            caller = keys.lookup(key)
+            if caller is None:
+                if not settings.require_keys:
+                    caller = Caller("anonymous", "admin")
+                else:
+                    raise HTTPException(401, detail="missing or unknown API key (send it in X-API-Key)")
+            request.state.caller = caller
+            if caller.role != "admin" and caller.role not in roles:
+                raise HTTPException(403, detail=f"role {caller.role!r} may not use this route; allowed: {list(roles)}")
+            return caller
+        return dependency
+
+    def serving_model() -> Loaded:
+        current = holder.current
+        if current is None:
+            raise HTTPException(503, detail=f"no model loaded: {holder.last_error}")
+        return current
+
+    def model_ref(current: Loaded) -> dict:
+        return {"name": current.name, "version": current.version, "alias": current.alias}
+
+    @app.get("/health", tags=["service"])
+    def health():
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["service"])
+    def ready():
+        """Readiness: a model is loaded."""
+        current = holder.current
+        if current is None:
+            return JSONResponse(status_code=503, content={"status": "not ready", "reason": holder.last_error})
+        return {"status": "ready", "model": model_ref(current)}
+
+    @app.get("/v1/model", tags=["model"])
+    def model_info(current: Loaded = Depends(serving_model), caller: Caller = Depends(require("caseworker", "evaluator"))):
+        """The model answering: name, version, alias, when trained, its test metrics and the indicator schema."""
+        meta = current.model.metadata
+        return {**model_ref(current), "kind": current.model.kind, "horizon_months": current.model.horizon_months,
+                "trained_at": meta.get("trained_at"), "run_id": meta.get("run_id"),
+                "metrics": meta.get("test_metrics", {}), "indicator_schema": current.model.schema.to_dict()}
+
+    @app.post("/v1/score", response_model=ScoreResponse, tags=["scores"])
+    def score(request: Request,
+              body: ScoreRequest = Body(openapi_examples={"citizen": {"summary": "A citizen with two measurements",
+                                                                      "value": example_body(schema_for_docs)}}),
+              caller: Caller = Depends(require("caseworker")), current: Loaded = Depends(serving_model)):
+        """One citizen's probability of job or education within the horizon, its interval, and the
+        explanation: base_value + sum(contributions) == log_odds."""
+        request.state.person_ids = [body.person.person_id]
+        result = score_citizen(current.model, body, date.today())
+        return {**result, "model": model_ref(current)}
+
+    @app.post("/v1/cohorts/score", tags=["scores"])
+    async def score_cohort(
+        request: Request,
+        persons: UploadFile | None = File(None, description="persons table (.csv or .parquet)"),
+        measurements: UploadFile | None = File(None, description="measurements table (.csv or .parquet)"),
+        activities: UploadFile | None = File(None, description="activities table (.csv or .parquet)"),
+        explain: bool = Query(False, description="add contributions per indicator and group"),
+        at: str = Query("latest", pattern="^(latest|every)$", description="latest: one row per person; every: per measurement"),
+        format: str = Query("json", pattern="^(json|csv|parquet)$", description="answer format"),
+        caller: Caller = Depends(require("evaluator")),
+        current: Loaded = Depends(serving_model),
+    ):
+        """Many citizens at once: JSON lines (one /v1/score body per line, content type
+        application/x-ndjson) or the tables as CSV or Parquet files (multipart form)."""
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith("multipart/form-data"):
+            tables = await _read_uploads(persons, measurements, activities)
+        else:
+            tables = _tables_from_json_lines(await request.body(), current.model.schema)
+        frame = await run_in_threadpool(_score_tables, current, tables, explain, at, settings)
+        request.state.person_ids = frame["person_id"].unique().tolist()
+        return _answer(frame, format, current, model_ref)
+
+    @app.post("/v1/admin/reload", tags=["admin"])
+    def reload(caller: Caller = Depends(require("admin"))):
+        """Load the champion now. A model that fails to load or fails the smoke check is refused
+        and the current one keeps serving."""
+        ok, message = holder.load()
+        current = holder.current
+        status = 200 if ok else 409
+        return JSONResponse(status_code=status, content={"loaded": ok, "message": message,
+                                                         "serving": model_ref(current) if current else None})
+
+    return app
+
+
+async def _read_uploads(persons, measurements, activities) -> dict[str, pd.DataFrame]:
+    tables, problems = {}, []
+    for name, upload in (("persons", persons), ("measurements", measurements), ("activities", activities)):
+        if upload is None:
+            if name != "activities":
+                problems.append({"field": name, "value": None, "allowed": "a .csv or .parquet file"})
+            continue
+        raw = await upload.read()
+        try:
+            if (upload.filename or "").endswith(".parquet") or raw[:4] == b"PAR1":
+                tables[name] = pd.read_parquet(io.BytesIO(raw))
+            else:
+                tables[name] = pd.read_csv(io.BytesIO(raw))
+        except Exception as error:
+            problems.append({"field": name, "value": upload.filename, "allowed": f"a readable CSV or Parquet file ({error.__class__.__name__})"})
+    if problems:
+        raise InputProblems(problems)
+    for name in ("measurements", "activities"):
+        for column in ("measured_at", "start", "end"):
+            if name in tables and column in tables[name]:
+                tables[name][column] = pd.to_datetime(tables[name][column], errors="coerce", format="mixed")
+    if "persons" in tables and "enrolled_on" in tables["persons"]:
+        tables["persons"]["enrolled_on"] = pd.to_datetime(tables["persons"]["enrolled_on"], errors="coerce", format="mixed")
+    return tables
+
+
+def _tables_from_json_lines(raw: bytes, schema) -> dict[str, pd.DataFrame]:
+    parts = {"persons": [], "measurements": [], "activities": []}
+    problems = []
+    for number, line in enumerate(raw.decode("utf-8", errors="replace").splitlines()):
+        if not line.strip():
+            continue
+        try:
+            request = ScoreRequest.model_validate_json(line)
+        except PydanticValidationError as error:
+            problems += _errors_from_pydantic(error.errors(), prefix=f"line[{number}].")
+            continue
+        for name, table in request_tables(request, schema).items():
+            parts[name].append(table)
+    if problems:
+        raise InputProblems(problems)
+    if not parts["persons"]:
+        raise InputProblems([{"field": "body", "value": None, "allowed": "at least one citizen (one JSON object per line)"}])
+    return {name: pd.concat(frames, ignore_index=True) if frames else None for name, frames in parts.items()}
+
+
+def _score_tables(current: Loaded, tables: dict, explain: bool, at: str, settings: Settings) -> pd.DataFrame:
+    model = current.model
+    if tables.get("activities") is None:
+        tables.pop("activities", None)
+    problems = find_problems(tables, model.schema, pd.Timestamp(date.today()))
+    if problems:
+        raise InputProblems([{"field": f"{p.table}[{p.row}].{p.column}" if p.row is not None else f"{p.table}.{p.column}",
+                              "value": p.to_dict()["value"], "allowed": p.allowed} for p in problems])
+    n = tables["persons"]["person_id"].nunique()
+    if n > settings.max_cohort_citizens:
+        raise HTTPException(413, detail=f"{n} citizens; at most {settings.max_cohort_citizens} per request")
+    measured = tables["measurements"]
+    requests = latest_occasions(measured) if at == "latest" else measurement_occasions(measured)
+    frame = model.score_frame(requests, tables, explain=explain)
+    frame.insert(3, "model_version", current.version)
+    return frame
+
+
+def _answer(frame: pd.DataFrame, format: str, current: Loaded, model_ref) -> Response:
+    if format == "csv":
+        return Response(frame.to_csv(index=False), media_type="text/csv")
+    if format == "parquet":
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        return Response(buffer.getvalue(), media_type="application/vnd.apache.parquet")
+    records = json.loads(frame.to_json(orient="records", date_format="iso"))
+    return JSONResponse({"model": model_ref(current), "count": len(records), "scores": records})

@@ -1,0 +1,35 @@
+"""`bip serve` and `bip keys add`."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+keys_app = typer.Typer(add_completion=False, help="API keys (stored hashed).")
+
+
+def serve_command(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, help="Port."),
+    workers: int = typer.Option(1, min=1, help="Worker processes (each single-threaded for scoring)."),
+) -> None:
+    """Serve the API and pages; loads the champion at start."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # one thread per worker: no oversubscription
+    import uvicorn
+    uvicorn.run("serving.app:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level="info", access_log=False)
+
+
+@keys_app.command("add")
+def add_key_command(role: str = typer.Option(..., help="caseworker, evaluator or admin")) -> None:
+    """Print a new API key for ROLE and store only its hash (BIP_KEYS_FILE, default var/keys.json)."""
+    from serving.keys import ROLES, add_key
+    from serving.settings import Settings
+    if role not in ROLES:
+        raise typer.BadParameter(f"{role!r}: allowed {', '.join(ROLES)}", param_hint="--role")
+    settings = Settings()
+    key_id, key = add_key(settings.keys_file, role)
+    typer.echo(key)
+    typer.echo(f"key id {key_id}, role {role}; stored as a hash in {settings.keys_file}. "
+               "This is the only time the key is shown.", err=True)

@@ -1,0 +1,84 @@
+"""The model being served: loaded once, swapped atomically, never replaced by one that fails."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import date
+
+from models.scoring import ScoringModel
+
+log = logging.getLogger("bip.serving")
+
+
+@dataclass(frozen=True)
+class Loaded:
+    model: ScoringModel
+    name: str
+    version: str | None
+    alias: str | None
+    uri: str
+
+
+def _resolve_version(uri: str) -> tuple[str | None, str | None]:
+    """(version, alias) of a models:/ URI; (None, None) for a plain path."""
+    from mlflow import MlflowClient
+    if not uri.startswith("models:/"):
+        return None, None
+    rest = uri[len("models:/"):]
+    if "@" in rest:
+        name, alias = rest.split("@", 1)
+        return str(MlflowClient().get_model_version_by_alias(name, alias).version), alias
+    name, _, version = rest.partition("/")
+    return version or None, None
+
+
+def smoke_check(model: ScoringModel) -> None:
+    """Score the built-in example citizen; raise if anything is off."""
+    from serving.citizen import score_citizen
+    from serving.examples import example_request
+    result = score_citizen(model, example_request(model.schema), date.today())
+    p = result["probability"]
+    explanation = result["explanation"]
+    total = explanation["base_value"] + sum(c["contribution"] for c in explanation["contributions"])
+    if not (0.0 < p < 1.0) or abs(total - explanation["log_odds"]) > 1e-6:
+        raise ValueError(f"smoke check failed: probability {p}, additivity gap {total - explanation['log_odds']}")
+
+
+class ModelHolder:
+    def __init__(self, uri: str):
+        self.uri = uri
+        self.current: Loaded | None = None
+        self.last_error: str | None = "no model loaded yet"
+        self._lock = threading.Lock()  # one load at a time; readers never wait
+
+    def champion_version(self) -> str | None:
+        try:
+            return _resolve_version(self.uri)[0]
+        except Exception:
+            return None
+
+    def load(self) -> tuple[bool, str]:
+        """Load the model at self.uri; swap it in only when it loads and passes the smoke check."""
+        from models.store import load_scoring_model
+        with self._lock:
+            try:
+                version, alias = _resolve_version(self.uri)
+                model = load_scoring_model(self.uri)
+                smoke_check(model)
+            except Exception as error:  # any failure keeps the old model serving
+                reason = f"{self.uri}: {error.__class__.__name__}: {str(error)[:300]}"
+                log.warning("model refused: %s", reason)
+                if self.current is None:
+                    self.last_error = reason
+                return False, reason
+            name = self.uri[len("models:/"):].split("@")[0].split("/")[0] if self.uri.startswith("models:/") else self.uri
+            self.current = Loaded(model, name, version, alias, self.uri)  # atomic swap
+            self.last_error = None
+            return True, f"serving {name} version {version}"
+
+    def reload_if_changed(self) -> None:
+        version = self.champion_version()
+        if version is not None and (self.current is None or version != self.current.version):
+            self.load()
