@@ -25,7 +25,9 @@ def configure_tracking() -> str:
     if uri == DEFAULT_TRACKING_URI:
         Path("mlruns").mkdir(exist_ok=True)
     mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or uri)
+    # the registry lives in the same store (mlflow writes MLFLOW_REGISTRY_URI back into the
+    # environment, so reading it here would pick up a stale store)
+    mlflow.set_registry_uri(uri)
     return uri
 
 
