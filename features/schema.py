@@ -56,7 +56,15 @@ class IndicatorSchema:
         raise KeyError(key)
 
     def __contains__(self, key: object) -> bool:
-        return any(i.key == key for i in self.indicators)
+        return key in self._key_set
+
+    @property
+    def _key_set(self) -> frozenset:
+        cached = self.__dict__.get("_keys_cache")
+        if cached is None:
+            cached = frozenset(i.key for i in self.indicators)
+            object.__setattr__(self, "_keys_cache", cached)  # frozen dataclass: cache once
+        return cached
 
     def keys_for(self, respondent: str) -> list[str]:
         """Indicator keys the given respondent answers, in schema order."""

@@ -216,3 +216,52 @@ def validate_tables(tables: dict[str, pd.DataFrame], schema: IndicatorSchema,
     problems = find_problems(tables, schema, today)
     if problems:
         raise ValidationError(problems)
+
+
+def citizen_problems(person: dict, ratings: list, spells: list, schema: IndicatorSchema,
+                     today: pd.Timestamp) -> list[Problem]:
+    """The table checks above for one citizen held as plain objects (features.citizen.Rating and
+    Spell), without pandas: the service's per-request path. Rows are list positions; a test
+    asserts the same problems as find_problems on the equivalent tables."""
+    today = pd.Timestamp(today).date()
+    problems: list[Problem] = []
+    if int(person["birth_year"]) > today.year or int(person["birth_year"]) < 1900:
+        problems.append(Problem("persons", 0, "birth_year", int(person["birth_year"]), f"a whole year from 1900 to {today.year}"))
+    if not str(person["jobcenter"]).strip():
+        problems.append(Problem("persons", 0, "jobcenter", person["jobcenter"], "a jobcentre name"))
+    enrolled = person["enrolled_on"]
+    if enrolled > today:
+        problems.append(Problem("persons", 0, "enrolled_on", str(enrolled), f"a date on or before today ({today})"))
+    unknown = sorted({k for r in ratings for k in r.values if k not in schema},
+                     key=lambda k: next(i for i, r in enumerate(ratings) if k in r.values))
+    for key in unknown:
+        problems.append(Problem("measurements", None, key, key, f"an indicator of schema {schema.name!r}: {schema.keys}"))
+    seen = set()
+    for row, r in enumerate(ratings):
+        if r.measured_at > today:
+            problems.append(Problem("measurements", row, "measured_at", str(r.measured_at), f"a date on or before today ({today})"))
+        if r.measured_at < enrolled:
+            problems.append(Problem("measurements", row, "measured_at", str(r.measured_at), "a date on or after the person's enrolled_on"))
+        if r.respondent == "caseworker" and not (r.caseworker_id or "").strip():
+            problems.append(Problem("measurements", row, "caseworker_id", r.caseworker_id,
+                                    "a pseudonymous caseworker id on every caseworker row"))
+        if (r.measured_at, r.respondent) in seen:
+            problems.append(Problem("measurements", row, "measured_at", str(r.measured_at),
+                                    "one measurement per person, date and respondent"))
+        seen.add((r.measured_at, r.respondent))
+    for indicator in schema.indicators:
+        for row, r in enumerate(ratings):
+            value = r.values.get(indicator.key)
+            if value is None:
+                continue
+            if not (indicator.scale_min <= value <= indicator.scale_max):
+                problems.append(Problem("measurements", row, indicator.key, value, indicator.allowed))
+            if not indicator.answered_by(r.respondent):
+                problems.append(Problem("measurements", row, indicator.key, value,
+                                        f"empty for a {r.respondent} row: answered only by {list(indicator.respondents)}"))
+    for row, s in enumerate(spells):
+        if s.start > today:
+            problems.append(Problem("activities", row, "start", str(s.start), f"a date on or before today ({today})"))
+        if s.end is not None and s.end < s.start:
+            problems.append(Problem("activities", row, "end", str(s.end), "a date on or after start"))
+    return problems

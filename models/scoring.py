@@ -84,7 +84,7 @@ class ScoringModel:
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        for transient in ("_schema", "_spec", "_group_matrix"):
+        for transient in ("_schema", "_spec", "_group_matrix", "_citizen_features"):
             state.pop(transient, None)
         return state
 

@@ -7,7 +7,8 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from features.validation import Problem, find_problems
+from features.citizen import CitizenFeatures, Rating, Spell
+from features.validation import Problem, citizen_problems
 from models.scoring import ScoringModel, sigmoid
 from serving import texts
 from serving.schemas import ScoreRequest
@@ -57,10 +58,17 @@ def request_tables(request: ScoreRequest, schema) -> dict[str, pd.DataFrame]:
     return {"persons": persons, "measurements": measurements, "activities": activities}
 
 
-def check(request: ScoreRequest, tables: dict, schema, today: date) -> date:
+def citizen_inputs(request: ScoreRequest) -> tuple[dict, list[Rating], list[Spell]]:
+    person = request.person.model_dump()
+    ratings = [Rating(m.measured_at, m.respondent, m.caseworker_id, m.values) for m in request.measurements]
+    spells = [Spell(a.kind, a.start, a.end) for a in request.activities]
+    return person, ratings, spells
+
+
+def check(request: ScoreRequest, person, ratings, spells, schema, today: date) -> date:
     """Every contract problem at once; returns the as_of to score."""
     problems = [{"field": problem_field(p), "value": p.to_dict()["value"], "allowed": p.allowed}
-                for p in find_problems(tables, schema, pd.Timestamp(today))]
+                for p in citizen_problems(person, ratings, spells, schema, pd.Timestamp(today))]
     if not any(m.respondent == "caseworker" for m in request.measurements):
         problems.append({"field": "measurements", "value": None,
                          "allowed": "at least one caseworker measurement"})
@@ -77,15 +85,14 @@ def check(request: ScoreRequest, tables: dict, schema, today: date) -> date:
 
 
 def score_citizen(model: ScoringModel, request: ScoreRequest, today: date) -> dict:
+    """The per-request path: no pandas, one small float array, the booster called directly."""
     schema = model.schema
-    tables = request_tables(request, schema)
-    as_of = check(request, tables, schema, today)
-    occasions = sorted({m.measured_at for m in request.measurements if m.measured_at <= as_of})
+    person, ratings, spells = citizen_inputs(request)
+    as_of = check(request, person, ratings, spells, schema, today)
+    occasions = sorted({r.measured_at for r in ratings if r.measured_at <= as_of})
     previous = occasions[-2] if len(occasions) >= 2 else None
-    asked = [as_of] + ([previous] if previous else [])
-    requests = pd.DataFrame({"person_id": request.person.person_id, "as_of": [pd.Timestamp(d) for d in asked]})
-    features = model.features(requests, tables)
-    X = features.to_numpy()
+    builder = _builder(model)
+    X = np.stack([builder.row(person, ratings, spells, d) for d in ([as_of] + ([previous] if previous else []))])
     contributions, base = model.explain(X)
     log_odds = model.explained_log_odds(contributions, base)
     probability = sigmoid(log_odds)
@@ -96,10 +103,10 @@ def score_citizen(model: ScoringModel, request: ScoreRequest, today: date) -> di
         c = float(contributions[0, g])
         pp = 100 * float(probability[0] - sigmoid(log_odds[0] - c))
         kind = "indicator" if group in schema else "other"
-        caseworker = _value(features, 0, f"{group}__cw_level") if kind == "indicator" else None
-        citizen = _value(features, 0, f"{group}__cit_level") if kind == "indicator" else None
+        caseworker = _value(builder, X, f"{group}__cw_level") if kind == "indicator" else None
+        citizen = _value(builder, X, f"{group}__cit_level") if kind == "indicator" else None
         label_da, label_en = texts.labels(group, schema)
-        active = _value(features, 0, f"activity__{group[len('activity_'):]}__active")
+        active = _value(builder, X, f"activity__{group[len('activity_'):]}__active")
         reason_da, reason_en = texts.reasons(group, schema, pp, caseworker, citizen,
                                              None if active is None else bool(active))
         parts.append({"group": group, "kind": kind, "contribution": c, "contribution_pp": pp,
@@ -118,11 +125,19 @@ def score_citizen(model: ScoringModel, request: ScoreRequest, today: date) -> di
     }
 
 
-def _value(features: pd.DataFrame, row: int, column: str):
-    if column not in features:
+def _builder(model: ScoringModel) -> CitizenFeatures:
+    builder = getattr(model, "_citizen_features", None)
+    if builder is None:  # built once per loaded model
+        builder = CitizenFeatures(model.schema)
+        model._citizen_features = builder
+    return builder
+
+
+def _value(builder: CitizenFeatures, X: np.ndarray, column: str):
+    index = builder.index.get(column)
+    if index is None or np.isnan(X[0, index]):
         return None
-    value = features.iloc[row][column]
-    return None if pd.isna(value) else float(value)
+    return float(X[0, index])
 
 
 def _change(previous, probability, contributions, log_odds, groups, schema) -> dict:

@@ -82,3 +82,32 @@ def test_spec_groups_every_feature_under_an_indicator_or_other_group(schema):
     indicator_groups = [g for g in spec.group_names if g in schema]
     assert indicator_groups == schema.keys
     assert all(spec.monotone[i] == 1 for i, n in enumerate(spec.names) if n.endswith("_level"))
+
+
+def test_request_time_builder_equals_the_cohort_builder(tables, schema):
+    from features.citizen import CitizenFeatures, Rating, Spell
+    persons, m, a = tables["persons"], tables["measurements"], tables["activities"]
+    occasions = measurement_occasions(m)
+    rng = np.random.default_rng(5)
+    requests = occasions.copy()
+    # every occasion, plus as many at random days between measurements
+    shifted = occasions.assign(as_of=occasions["as_of"] + pd.to_timedelta(rng.integers(1, 120, len(occasions)), unit="D"))
+    requests = pd.concat([requests, shifted], ignore_index=True)
+    expected = build_features(requests, persons, m, a, schema).to_numpy()
+    builder = CitizenFeatures(schema)
+    by_person_m = {p: g for p, g in m.groupby("person_id")}
+    by_person_a = {p: g for p, g in a.groupby("person_id")}
+    person_rows = persons.set_index("person_id")
+    got = np.empty_like(expected)
+    for i, (person_id, as_of) in enumerate(requests.itertuples(index=False)):
+        rows = by_person_m[person_id]
+        ratings = [Rating(r.measured_at.date(), r.respondent, r.caseworker_id,
+                          {k: None if pd.isna(getattr(r, k)) else int(getattr(r, k)) for k in schema.keys})
+                   for r in rows.itertuples()]
+        spells = [Spell(r.kind, r.start.date(), None if pd.isna(r.end) else r.end.date())
+                  for r in by_person_a.get(person_id, a.iloc[:0]).itertuples()]
+        p = person_rows.loc[person_id]
+        person = {"birth_year": p.birth_year, "gender": p.gender, "origin": p.origin,
+                  "benefit_group": p.benefit_group, "enrolled_on": p.enrolled_on.date(), "jobcenter": p.jobcenter}
+        got[i] = builder.row(person, ratings, spells, as_of.date())
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12, equal_nan=True)

@@ -119,3 +119,39 @@ def test_problem_is_json_ready(tables, schema):
     problem = only(problems_for(tables, schema), "measurements", "measured_at")[0].to_dict()
     assert problem == {"table": "measurements", "row": 0, "column": "measured_at",
                        "value": "2031-01-01", "allowed": "a date on or before today (2026-11-27)"}
+
+
+def _normal(problems):
+    def value(v):
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+    return {(p.table, p.row, p.column, value(p.value), p.allowed) for p in problems}
+
+
+def test_request_time_validator_finds_what_the_table_validator_finds(tables, schema):
+    from features.citizen import Rating, Spell
+    from features.validation import citizen_problems
+    person_id = tables["measurements"]["person_id"].value_counts().index[0]
+    persons = tables["persons"][tables["persons"]["person_id"] == person_id].reset_index(drop=True)
+    m = tables["measurements"][tables["measurements"]["person_id"] == person_id].reset_index(drop=True)
+    a = tables["activities"][tables["activities"]["person_id"] == person_id].reset_index(drop=True)
+    m["job_search"] = m["job_search"].astype("float")
+    m.loc[0, "job_search"] = 9
+    m.loc[1, "measured_at"] = pd.Timestamp("2031-01-01")
+    m.loc[2, "measured_at"] = persons.loc[0, "enrolled_on"] - pd.Timedelta(days=3)
+    citizen_row = m.index[m["respondent"] == "citizen"][0]
+    m.loc[citizen_row, "caseworker_belief"] = 2
+    m["motivation"] = pd.array([None] * len(m), dtype="Int64")
+    m.loc[3, "motivation"] = 4
+    m = pd.concat([m, m.iloc[[4]]], ignore_index=True)
+    if len(a):
+        a.loc[0, "end"] = a.loc[0, "start"] - pd.Timedelta(days=2)
+    table_problems = find_problems({"persons": persons, "measurements": m, "activities": a}, schema, TODAY)
+    ratings = [Rating(r.measured_at.date(), r.respondent, r.caseworker_id,
+                      {k: None if pd.isna(getattr(r, k)) else int(getattr(r, k)) for k in [*schema.keys, "motivation"]
+                       if not pd.isna(getattr(r, k)) or k in schema})
+               for r in m.itertuples()]
+    spells = [Spell(r.kind, r.start.date(), None if pd.isna(r.end) else r.end.date()) for r in a.itertuples()]
+    p = persons.iloc[0]
+    person = {"birth_year": p.birth_year, "jobcenter": p.jobcenter, "enrolled_on": p.enrolled_on.date()}
+    assert _normal(citizen_problems(person, ratings, spells, schema, TODAY)) == _normal(table_problems)
+    assert len(table_problems) >= 7

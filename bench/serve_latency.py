@@ -1,0 +1,109 @@
+"""Latency of /v1/score with full explanation against `mlflow models serve` scoring the same
+champion's feature row without explanation. Both warm, one client, requests interleaved.
+
+Run after `make run` has registered a champion:  .venv/bin/python bench/serve_latency.py [--n 500]
+Prints p50 and p99 of each and the ratio (mlflow / ours). Needs nothing but loopback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = ROOT / ".venv" / "bin"
+
+
+def wait_for(url: str, seconds: float = 90) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} did not become ready")
+
+
+def start(command: list[str], env: dict) -> subprocess.Popen:
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def feature_row(body: dict) -> dict:
+    from models.store import configure_tracking, load_scoring_model
+    from serving.citizen import request_tables
+    from serving.schemas import ScoreRequest
+    configure_tracking()
+    model = load_scoring_model()
+    request = ScoreRequest.model_validate(body)
+    tables = request_tables(request, model.schema)
+    as_of = max(m.measured_at for m in request.measurements)
+    features = model.features(pd.DataFrame({"person_id": [request.person.person_id], "as_of": [pd.Timestamp(as_of)]}), tables)
+    return {"dataframe_split": json.loads(features.to_json(orient="split", index=False))}
+
+
+def percentiles(ms: list[float]) -> tuple[float, float]:
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=500)
+    parser.add_argument("--warmup", type=int, default=50)
+    args = parser.parse_args()
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "OMP_NUM_THREADS": "1",
+           "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlruns/mlflow.db"),
+           "BIP_KEYS_FILE": "var/bench_keys.json", "BIP_AUDIT_LOG": "var/bench_audit.jsonl", "BIP_RELOAD_INTERVAL_S": "0"}
+    sys.path.insert(0, str(ROOT))
+    from serving.keys import add_key
+    _, key = add_key(ROOT / "var" / "bench_keys.json", "caseworker")
+    body = json.loads((ROOT / "serving" / "example_citizen.json").read_text())
+    row = feature_row(body)
+    ours = start([str(BIN / "bip"), "serve", "--port", "8101"], env)
+    theirs = start([str(BIN / "mlflow"), "models", "serve", "-m", "models:/bip-employment@champion",
+                    "--env-manager", "local", "-p", "8102"], env)
+    try:
+        wait_for("http://127.0.0.1:8101/ready")
+        wait_for("http://127.0.0.1:8102/ping")
+        timings = {"bip /v1/score + explanation": [], "mlflow models serve, no explanation": []}
+        with httpx.Client(timeout=10) as client:
+            calls = [
+                ("bip /v1/score + explanation", lambda: client.post("http://127.0.0.1:8101/v1/score", json=body,
+                                                                    headers={"X-API-Key": key})),
+                ("mlflow models serve, no explanation", lambda: client.post("http://127.0.0.1:8102/invocations", json=row)),
+            ]
+            for i in range(args.warmup + args.n):
+                for name, call in (calls if i % 2 == 0 else calls[::-1]):  # interleaved, alternating order
+                    start_time = time.perf_counter()
+                    response = call()
+                    elapsed = 1e3 * (time.perf_counter() - start_time)
+                    if response.status_code != 200:
+                        raise RuntimeError(f"{name}: {response.status_code} {response.text[:200]}")
+                    if i >= args.warmup:
+                        timings[name].append(elapsed)
+        print(f"{'path':40s} {'p50 ms':>8s} {'p99 ms':>8s}   (n={args.n} each, interleaved, one client)")
+        stats = {name: percentiles(ms) for name, ms in timings.items()}
+        for name, (p50, p99) in stats.items():
+            print(f"{name:40s} {p50:8.2f} {p99:8.2f}")
+        ours_p50, ours_p99 = stats["bip /v1/score + explanation"]
+        base_p50, base_p99 = stats["mlflow models serve, no explanation"]
+        print(f"ratio mlflow/bip: p50 {base_p50 / ours_p50:.2f}x, p99 {base_p99 / ours_p99:.2f}x")
+    finally:
+        for process in (ours, theirs):
+            os.killpg(process.pid, signal.SIGTERM)
+
+
+if __name__ == "__main__":
+    main()
