@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DATA ?= data/bip
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: run test install simulate bench clean
+.PHONY: run test install bench clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,9 +20,16 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/bip simulate --persons 4000 --seed 7 --out $(DATA)
 	$(BIN)/bip train --data $(DATA) --promote-if-better
+	@echo "Serving on http://127.0.0.1:8000 (docs at /docs). In another shell:"
+	@echo '  KEY=$$(.venv/bin/bip keys add --role caseworker)'
+	@echo '  curl -s -X POST http://127.0.0.1:8000/v1/score -H "X-API-Key: $$KEY" -H "content-type: application/json" -d @serving/example_citizen.json'
+	$(BIN)/bip serve --host 127.0.0.1 --port 8000
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/serve_latency.py
 
 clean:
 	rm -rf $(VENV) data mlruns/mlflow.db mlruns/artifacts

@@ -334,3 +334,10 @@ def test_periodic_check_follows_the_champion_alias(settings, keys, small_cohort_
             time.sleep(0.2)
         assert client.get("/ready").json()["model"]["version"] == other == champion_version()
         promote("1")
+
+
+def test_example_file_in_the_readme_is_the_built_in_example(schema):
+    from pathlib import Path
+    from serving.examples import example_body
+    example = json.loads((Path(__file__).parent.parent / "serving" / "example_citizen.json").read_text())
+    assert example == example_body(schema)
