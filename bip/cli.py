@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from evaluation.cli import check_command, evaluate_command
 from serving.cli import keys_app, serve_command
 from simulation.cli import simulate_command
 from training.cli import promote_command, runs_command, score_command, train_command
@@ -17,6 +18,8 @@ app.command("promote")(promote_command)
 app.command("score")(score_command)
 app.command("serve")(serve_command)
 app.add_typer(keys_app, name="keys")
+app.command("evaluate")(evaluate_command)
+app.command("evaluate-check")(check_command)
 
 
 @app.callback()

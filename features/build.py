@@ -132,7 +132,7 @@ def _occasion_history(measurements: pd.DataFrame) -> pd.DataFrame:
     return occasions
 
 
-def _activity_features(requests: pd.DataFrame, activities: pd.DataFrame) -> pd.DataFrame:
+def _activity_features(requests: pd.DataFrame, activities: pd.DataFrame, strictly_before: bool = False) -> pd.DataFrame:
     out = pd.DataFrame(0.0, index=requests["_row"].to_numpy(),
                        columns=[f"activity__{k}__{n}" for k in ACTIVITY_KINDS
                                 for n in ("active", "months_exposed", "ever")])
@@ -141,7 +141,9 @@ def _activity_features(requests: pd.DataFrame, activities: pd.DataFrame) -> pd.D
         spells["start"] = _as_datetime(spells["start"])
         spells["end"] = _as_datetime(spells["end"])
         pairs = requests[["person_id", "as_of", "_row"]].merge(spells, on="person_id")
-        pairs = pairs[pairs["start"] <= pairs["as_of"]]
+        # strictly_before: an activity starting on as_of is the treatment an evaluator studies,
+        # not a covariate
+        pairs = pairs[(pairs["start"] < pairs["as_of"]) if strictly_before else (pairs["start"] <= pairs["as_of"])]
         # an end after as_of is unknown at as_of: the spell is simply ongoing then
         ongoing = pairs["end"].isna() | (pairs["end"] >= pairs["as_of"])
         stop = pairs["end"].where(~ongoing, pairs["as_of"])
@@ -161,7 +163,8 @@ def _activity_features(requests: pd.DataFrame, activities: pd.DataFrame) -> pd.D
 
 
 def build_features(requests: pd.DataFrame, persons: pd.DataFrame, measurements: pd.DataFrame,
-                   activities: pd.DataFrame, schema: IndicatorSchema) -> pd.DataFrame:
+                   activities: pd.DataFrame, schema: IndicatorSchema,
+                   activities_strictly_before: bool = False) -> pd.DataFrame:
     """Features for each (person_id, as_of) request, in FeatureSpec order.
 
     Parameters
@@ -204,7 +207,7 @@ def build_features(requests: pd.DataFrame, persons: pd.DataFrame, measurements: 
     result["caseworker__changed_at_last"] = caseworker["caseworker__changed_at_last"].fillna(0.0).to_numpy()
     since_change = (as_of - caseworker["caseworker__last_change"].to_numpy()) / np.timedelta64(1, "D")
     result["caseworker__days_since_change"] = np.nan_to_num(since_change, nan=9999.0)
-    result = result.join(_activity_features(requests, activities).reset_index(drop=True))
+    result = result.join(_activity_features(requests, activities, activities_strictly_before).reset_index(drop=True))
     result = result.join(_person_features(requests, persons))
     result.index = requests.index
     return result[spec.names].astype("float64")
