@@ -89,6 +89,12 @@ def estimate_effect(frame: pd.DataFrame, treatment: str, outcome: str, covariate
     clusters = frame[cluster].astype(str).to_numpy() if cluster else np.arange(len(frame)).astype(str)
     nuisances = cross_fit(X, t, y, clusters, seed=seed, trim=TRIM, estimand=estimand)
     kept = nuisances.kept
+    e = nuisances.propensity
+    no_common_support = np.quantile(e[t == 1], 0.05) > np.quantile(e[t == 0], 0.95)
+    if kept.mean() < 0.5 or no_common_support:
+        raise EvaluationInputError("treatment", {"share_trimmed": round(float(1 - kept.mean()), 3)},
+                                   "overlap: treated and comparison rows with similar covariates (here the "
+                                   "covariates all but determine who is treated, so no comparison is possible)")
     if t[kept].sum() < MIN_ARM or (1 - t[kept]).sum() < MIN_ARM:
         raise EvaluationInputError("treatment", {"treated_after_trimming": int(t[kept].sum()),
                                                  "control_after_trimming": int((1 - t[kept]).sum())},

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from datetime import date
 
 import pandas as pd
-from fastapi import Body, Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
+from fastapi import Body, Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -222,6 +222,59 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         request.state.person_ids = frame["person_id"].unique().tolist()
         return _answer(frame, format, current, model_ref)
 
+    @app.post("/v1/evaluations", tags=["evaluations"])
+    async def evaluations(
+        request: Request,
+        cohort: UploadFile | None = File(None, description="generic mode: one row per unit (.csv or .parquet)"),
+        treatment: str | None = Form(None, description="generic mode: the 0/1 treatment column"),
+        outcome: str | None = Form(None, description="generic mode: the outcome column"),
+        covariates: str | None = Form(None, description="generic mode: comma-separated covariates (default: all others)"),
+        subgroups: str | None = Form(None, description="generic mode: comma-separated subgroup columns"),
+        persons: UploadFile | None = File(None, description="BIP mode: persons table"),
+        measurements: UploadFile | None = File(None, description="BIP mode: measurements table"),
+        activities: UploadFile | None = File(None, description="BIP mode: activities table"),
+        outcomes: UploadFile | None = File(None, description="BIP mode: outcomes (register) table"),
+        kind: str | None = Form(None, description="BIP mode: the intervention kind"),
+        horizon: int = Form(12, ge=1, le=60),
+        estimand: str = Form("ATT", pattern="^(ATT|ATE)$"),
+        seed: int = Form(0),
+        format: str = Query("json", pattern="^(json|html)$", description="json: evaluation.json; html: the report"),
+        caller: Caller = Depends(require("evaluator")),
+    ):
+        """The same estimate as `bip evaluate`: generic mode (a cohort file and column names) or BIP
+        mode (the four tables and an intervention kind)."""
+        from evaluation.estimate import EvaluationInputError
+        from evaluation.report import render_report
+        from evaluation.run import evaluate_generic, evaluate_intervention
+        from evaluation.estimate import public_result
+        try:
+            if kind is not None:
+                tables = await _read_uploads(persons, measurements, activities, outcomes=outcomes)
+                tables.setdefault("activities", pd.DataFrame(columns=["person_id", "kind", "start", "end"]))
+                problems = find_problems(tables, schema_for_docs, pd.Timestamp(date.today()))
+                if problems:
+                    raise InputProblems([{"field": f"{p.table}[{p.row}].{p.column}" if p.row is not None else f"{p.table}.{p.column}",
+                                          "value": p.to_dict()["value"], "allowed": p.allowed} for p in problems])
+                request.state.person_ids = tables["persons"]["person_id"].tolist()
+                current = holder.current
+                result = await run_in_threadpool(evaluate_intervention, tables, schema_for_docs, kind, horizon,
+                                                 estimand, seed, current.model if current else None)
+                title = f"Effect of starting {kind} on job or education within {horizon} months"
+            else:
+                if cohort is None or not treatment or not outcome:
+                    raise EvaluationInputError("cohort", None, "a cohort file with treatment and outcome, "
+                                               "or the four tables with kind")
+                frame = _read_table(await cohort.read(), cohort.filename, "cohort")
+                result = await run_in_threadpool(evaluate_generic, frame, treatment, outcome,
+                                                 covariates.split(",") if covariates else None, estimand, seed,
+                                                 subgroups.split(",") if subgroups else None)
+                title = f"Effect of {treatment} on {outcome}"
+        except EvaluationInputError as error:
+            raise InputProblems([error.to_dict()])
+        if format == "html":
+            return Response(render_report(result, title), media_type="text/html")
+        return JSONResponse(public_result(result))
+
     @app.post("/v1/admin/reload", tags=["admin"])
     def reload(caller: Caller = Depends(require("admin"))):
         """Load the champion now. A model that fails to load or fails the smoke check is refused
@@ -235,21 +288,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-async def _read_uploads(persons, measurements, activities) -> dict[str, pd.DataFrame]:
+def _read_table(raw: bytes, filename: str | None, field: str) -> pd.DataFrame:
+    try:
+        if (filename or "").endswith(".parquet") or raw[:4] == b"PAR1":
+            return pd.read_parquet(io.BytesIO(raw))
+        return pd.read_csv(io.BytesIO(raw))
+    except Exception as error:
+        raise InputProblems([{"field": field, "value": filename,
+                              "allowed": f"a readable CSV or Parquet file ({error.__class__.__name__})"}])
+
+
+async def _read_uploads(persons, measurements, activities, outcomes=None) -> dict[str, pd.DataFrame]:
     tables, problems = {}, []
-    for name, upload in (("persons", persons), ("measurements", measurements), ("activities", activities)):
+    uploads = [("persons", persons), ("measurements", measurements), ("activities", activities)]
+    required = {"persons", "measurements"} | ({"outcomes"} if outcomes is not None else set())
+    if outcomes is not None:
+        uploads.append(("outcomes", outcomes))
+    for name, upload in uploads:
         if upload is None:
-            if name != "activities":
+            if name in required:
                 problems.append({"field": name, "value": None, "allowed": "a .csv or .parquet file"})
             continue
-        raw = await upload.read()
         try:
-            if (upload.filename or "").endswith(".parquet") or raw[:4] == b"PAR1":
-                tables[name] = pd.read_parquet(io.BytesIO(raw))
-            else:
-                tables[name] = pd.read_csv(io.BytesIO(raw))
-        except Exception as error:
-            problems.append({"field": name, "value": upload.filename, "allowed": f"a readable CSV or Parquet file ({error.__class__.__name__})"})
+            tables[name] = _read_table(await upload.read(), upload.filename, name)
+        except InputProblems as error:
+            problems += error.problems
     if problems:
         raise InputProblems(problems)
     for name in ("measurements", "activities"):
@@ -258,6 +321,8 @@ async def _read_uploads(persons, measurements, activities) -> dict[str, pd.DataF
                 tables[name][column] = pd.to_datetime(tables[name][column], errors="coerce", format="mixed")
     if "persons" in tables and "enrolled_on" in tables["persons"]:
         tables["persons"]["enrolled_on"] = pd.to_datetime(tables["persons"]["enrolled_on"], errors="coerce", format="mixed")
+    if "outcomes" in tables and "month" in tables["outcomes"]:
+        tables["outcomes"]["month"] = pd.to_datetime(tables["outcomes"]["month"], errors="coerce", format="mixed")
     return tables
 
 

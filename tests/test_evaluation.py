@@ -1,0 +1,118 @@
+"""Intervention evaluation: the estimator against known effects, bad input, BIP mode, CLI, API."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from bip.cli import app
+from evaluation.estimate import EvaluationInputError, estimate_effect
+
+
+def confounded_cohort(n=4000, seed=3, effect=0.8):
+    """Treatment more likely for the more ready (x1); a known true ATT from the potential outcomes."""
+    rng = np.random.default_rng(seed)
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    region = rng.choice(["north", "south", "east"], size=n)
+    t = (rng.random(n) < 1 / (1 + np.exp(-(-1.0 + 1.2 * x1 + 0.3 * (region == "north"))))).astype(int)
+    base = -1.5 + 1.0 * x1 + 0.5 * x2 - 0.4 * (region == "south")
+    p0, p1 = 1 / (1 + np.exp(-base)), 1 / (1 + np.exp(-(base + effect)))
+    y = (rng.random(n) < np.where(t == 1, p1, p0)).astype(int)
+    frame = pd.DataFrame({"x1": x1, "x2": x2, "region": region, "treated": t, "job": y})
+    return frame, float((p1 - p0)[t == 1].mean()), float(p1.mean() - p0.mean())
+
+
+@pytest.mark.parametrize("estimand", ["ATT", "ATE"])
+def test_interval_covers_the_true_effect_and_the_naive_difference_misses(estimand):
+    frame, att, ate = confounded_cohort()
+    truth = att if estimand == "ATT" else ate
+    result = estimate_effect(frame, "treated", "job", ["x1", "x2", "region"], estimand, seed=1, subgroups=["region"])
+    assert result["ci_low"] <= truth <= result["ci_high"]
+    assert result["ci_high"] - result["ci_low"] < 0.12
+    assert not (result["naive"]["ci_low"] <= truth <= result["naive"]["ci_high"])   # confounded
+    assert result["naive"]["estimate"] > result["estimate"]
+    d = result["diagnostics"]
+    assert d["max_abs_smd_after"] < d["max_abs_smd_before"] and d["max_abs_smd_before"] > 0.5
+    assert {s["value"] for s in result["subgroups"]} == {"north", "south", "east"}
+
+
+@pytest.mark.parametrize("change, field", [
+    (lambda f: f.drop(columns="x2"), "covariates"),
+    (lambda f: f.assign(treated=f["treated"] * 2), "treatment"),
+    (lambda f: f.assign(treated=np.r_[np.ones(5, int), np.zeros(len(f) - 5, int)]), "treatment"),
+    (lambda f: f.assign(job=f["job"].astype(float).where(f.index > 3)), "outcome"),
+])
+def test_bad_input_is_a_clear_error(change, field):
+    frame, _, _ = confounded_cohort(n=600)
+    with pytest.raises(EvaluationInputError) as error:
+        estimate_effect(change(frame), "treated", "job", ["x1", "x2"], "ATT")
+    assert error.value.field == field and error.value.allowed
+
+
+def test_no_overlap_is_refused():
+    frame, _, _ = confounded_cohort(n=2000)
+    frame["treated"] = (frame["x1"] > 0.3).astype(int)   # assignment fully determined by x1
+    with pytest.raises(EvaluationInputError, match="overlap|at least"):
+        estimate_effect(frame, "treated", "job", ["x1"], "ATE")
+
+
+def test_cli_generic_mode_writes_json_and_report(tmp_path):
+    frame, att, _ = confounded_cohort(n=2000)
+    frame.to_csv(tmp_path / "cohort.csv", index=False)
+    result = CliRunner().invoke(app, ["evaluate", "--cohort", str(tmp_path / "cohort.csv"), "--treatment", "treated",
+                                      "--outcome", "job", "--covariates", "x1,x2,region", "--out", str(tmp_path / "ev")])
+    assert result.exit_code == 0, result.output
+    evaluation = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
+    for key in ("estimand", "estimate", "ci_low", "ci_high", "n_treated", "n_control", "method", "diagnostics"):
+        assert key in evaluation
+    for key in ("propensity_overlap", "share_trimmed", "balance", "warnings"):
+        assert key in evaluation["diagnostics"]
+    report = (tmp_path / "ev" / "report.html").read_text()
+    assert report.count("<img") >= 2 and "Naive difference" in report
+    bad = CliRunner().invoke(app, ["evaluate", "--cohort", str(tmp_path / "cohort.csv"), "--treatment", "nope",
+                                   "--outcome", "job", "--out", str(tmp_path / "bad")])
+    assert bad.exit_code == 2 and "nope" in bad.output
+
+
+def test_bip_mode_builds_an_as_of_start_cohort_and_estimates(small_tables, small_cohort_dir, schema):
+    from evaluation.bip_mode import build_intervention_cohort
+    from evaluation.run import compare_with_truth, evaluate_intervention
+    cohort = build_intervention_cohort(small_tables, schema, "loentilskud")
+    assert (cohort["activity__loentilskud__active"] == 0).all()        # only the eligible
+    treated = cohort[cohort["treated"] == 1]
+    starts = small_tables["activities"].query("kind == 'loentilskud'")
+    merged = treated[["person_id", "as_of"]].reset_index().merge(starts, on="person_id")
+    starts_in_window = (merged["start"] - merged["as_of"]).dt.days.between(0, 30)
+    assert len(treated) > 20 and starts_in_window.groupby(merged["index"]).any().all()
+    result = evaluate_intervention(small_tables, schema, "loentilskud", seed=0)
+    truth = compare_with_truth(result, small_cohort_dir / "truth.json", 12)
+    assert abs(result["estimate"] - truth["true_att_12m"]) < 4 * result["se"] + 0.02
+    assert {s["group"] for s in result["subgroups"]} == {"jobcenter", "age_band", "readiness_band"}
+    assert any(k.startswith("change_caseworker_belief_3m") for k in result["progression"])
+
+
+def test_api_evaluations_generic_and_bip_mode(tmp_path, small_cohort_dir, serving_store):
+    from fastapi.testclient import TestClient
+    from serving.app import create_app
+    from serving.keys import add_key
+    from serving.settings import Settings
+    settings = Settings(keys_file=tmp_path / "keys.json", audit_log=tmp_path / "audit.jsonl",
+                        audit_salt_file=tmp_path / "salt", reload_interval_s=0)
+    evaluator = {"X-API-Key": add_key(settings.keys_file, "evaluator")[1]}
+    caseworker = {"X-API-Key": add_key(settings.keys_file, "caseworker")[1]}
+    frame, _, _ = confounded_cohort(n=1500)
+    with TestClient(create_app(settings)) as client:
+        files = {"cohort": ("cohort.csv", frame.to_csv(index=False).encode())}
+        data = {"treatment": "treated", "outcome": "job", "covariates": "x1,x2,region"}
+        response = client.post("/v1/evaluations", files=files, data=data, headers=evaluator)
+        assert response.status_code == 200, response.text
+        assert {"estimate", "ci_low", "ci_high", "diagnostics"} <= set(response.json())
+        assert client.post("/v1/evaluations", files=files, data=data, headers=caseworker).status_code == 403
+        bad = client.post("/v1/evaluations", files=files, data={**data, "outcome": "salary"}, headers=evaluator)
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "outcome"
+        tables = {name: (f"{name}.parquet", (small_cohort_dir / f"{name}.parquet").read_bytes())
+                  for name in ("persons", "measurements", "activities", "outcomes")}
+        html = client.post("/v1/evaluations?format=html", files=tables, data={"kind": "virksomhedspraktik"}, headers=evaluator)
+        assert html.status_code == 200 and "virksomhedspraktik" in html.text and "<img" in html.text
