@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DATA ?= data/bip
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: run test install bench clean
+.PHONY: run test install browser bench clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,13 @@ run: $(STAMP)
 	@echo '  curl -s -X POST http://127.0.0.1:8000/v1/score -H "X-API-Key: $$KEY" -H "content-type: application/json" -d @serving/example_citizen.json'
 	$(BIN)/bip serve --host 127.0.0.1 --port 8000
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
+
+# The browser test drives Debian's Chromium through its chromedriver (no browser download).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
 
 bench: $(STAMP)
 	$(BIN)/python bench/serve_latency.py

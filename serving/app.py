@@ -9,12 +9,14 @@ import logging
 import time
 from contextlib import asynccontextmanager
 from datetime import date
+from pathlib import Path
 
 import pandas as pd
 from fastapi import Body, Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError as PydanticValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -116,6 +118,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               "Send the API key in the X-API-Key header.")
     app.state.holder = holder
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    pages = Path(__file__).parent / "pages"
+    app.mount("/static", StaticFiles(directory=pages), name="static")
+    demo = DemoCohort(settings.demo_data)
 
     @app.middleware("http")
     async def audit_trail(request: Request, call_next):
@@ -167,6 +172,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def model_ref(current: Loaded) -> dict:
         return {"name": current.name, "version": current.version, "alias": current.alias}
 
+    @app.get("/", include_in_schema=False)
+    def home():
+        return RedirectResponse("/caseworker")
+
+    @app.get("/caseworker", include_in_schema=False)
+    def caseworker_page():
+        return FileResponse(pages / "caseworker.html")
+
+    @app.get("/evaluator", include_in_schema=False)
+    def evaluator_page():
+        return FileResponse(pages / "evaluator.html")
+
+    @app.get("/v1/demo/citizens", tags=["demo"])
+    def demo_citizens(caller: Caller = Depends(require("caseworker"))):
+        """Synthetic citizens to try the caseworker page with (never real people)."""
+        return {"citizens": demo.listing()}
+
+    @app.get("/v1/demo/citizens/{person_id}", tags=["demo"])
+    def demo_citizen(person_id: str, caller: Caller = Depends(require("caseworker"))):
+        """One synthetic citizen's history, in the POST /v1/score format."""
+        return demo.body(person_id)
+
     @app.get("/health", tags=["service"])
     def health():
         """Liveness: the process answers."""
@@ -208,6 +235,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         explain: bool = Query(False, description="add contributions per indicator and group"),
         at: str = Query("latest", pattern="^(latest|every)$", description="latest: one row per person; every: per measurement"),
         format: str = Query("json", pattern="^(json|csv|parquet)$", description="answer format"),
+        with_groups: bool = Query(False, description="add jobcenter, gender, age_band and origin to each row"),
         caller: Caller = Depends(require("evaluator")),
         current: Loaded = Depends(serving_model),
     ):
@@ -220,6 +248,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tables = _tables_from_json_lines(await request.body(), current.model.schema)
         frame = await run_in_threadpool(_score_tables, current, tables, explain, at, settings)
         request.state.person_ids = frame["person_id"].unique().tolist()
+        if with_groups:
+            frame = _with_groups(frame, tables["persons"])
         return _answer(frame, format, current, model_ref)
 
     @app.post("/v1/evaluations", tags=["evaluations"])
@@ -362,6 +392,67 @@ def _score_tables(current: Loaded, tables: dict, explain: bool, at: str, setting
     frame = model.score_frame(requests, tables, explain=explain)
     frame.insert(3, "model_version", current.version)
     return frame
+
+
+def _with_groups(frame: pd.DataFrame, persons: pd.DataFrame) -> pd.DataFrame:
+    from training.metrics import age_band
+    people = persons.drop_duplicates("person_id").set_index("person_id")
+    out = frame.copy()
+    for column in ("jobcenter", "gender", "origin"):
+        out[column] = out["person_id"].map(people[column])
+    age = pd.to_datetime(out["as_of"]).dt.year - pd.to_numeric(out["person_id"].map(people["birth_year"]))
+    out["age_band"] = age_band(age)
+    return out
+
+
+class DemoCohort:
+    """The synthetic cohort behind the caseworker page's chooser; read once, on first use."""
+
+    def __init__(self, folder):
+        self.folder = Path(folder) if folder else None
+        self._tables = None
+
+    def _load(self) -> dict:
+        if self._tables is None:
+            if self.folder is None or not (self.folder / "persons.parquet").exists():
+                raise HTTPException(404, detail=f"no demo cohort at {self.folder} (run bip simulate)")
+            self._tables = {name: pd.read_parquet(self.folder / f"{name}.parquet")
+                            for name in ("persons", "measurements", "activities")}
+        return self._tables
+
+    def listing(self, limit: int = 200) -> list[dict]:
+        tables = self._load()
+        counts = tables["measurements"].groupby("person_id")["measured_at"].nunique()
+        persons = tables["persons"].head(limit)
+        return [{"person_id": p, "jobcenter": j, "measurements": int(counts.get(p, 0))}
+                for p, j in zip(persons["person_id"], persons["jobcenter"])]
+
+    def body(self, person_id: str) -> dict:
+        tables = self._load()
+        person = tables["persons"][tables["persons"]["person_id"] == person_id]
+        if person.empty:
+            raise HTTPException(404, detail=f"no demo citizen {person_id!r}")
+        return citizen_body(tables, person_id)
+
+
+def citizen_body(tables: dict, person_id: str) -> dict:
+    """One citizen's tables as a POST /v1/score body."""
+    p = tables["persons"].set_index("person_id").loc[person_id]
+    m = tables["measurements"][tables["measurements"]["person_id"] == person_id].sort_values(["measured_at", "respondent"])
+    a = tables["activities"][tables["activities"]["person_id"] == person_id]
+    keys = [c for c in m.columns if c not in ("person_id", "measured_at", "respondent", "caseworker_id")]
+    day = lambda d: None if pd.isna(d) else str(pd.Timestamp(d).date())  # noqa: E731
+    return {
+        "person": {"person_id": person_id, "jobcenter": p["jobcenter"], "birth_year": int(p["birth_year"]),
+                   "gender": p["gender"], "origin": p["origin"], "benefit_group": p["benefit_group"],
+                   "enrolled_on": day(p["enrolled_on"])},
+        "measurements": [{"measured_at": day(r["measured_at"]), "respondent": r["respondent"],
+                          "caseworker_id": None if pd.isna(r["caseworker_id"]) else r["caseworker_id"],
+                          "values": {k: None if pd.isna(r[k]) else int(r[k]) for k in keys}}
+                         for _, r in m.iterrows()],
+        "activities": [{"kind": r["kind"], "start": day(r["start"]), "end": day(r["end"])} for _, r in a.iterrows()],
+        "as_of": None,
+    }
 
 
 def _answer(frame: pd.DataFrame, format: str, current: Loaded, model_ref) -> Response:

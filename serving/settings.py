@@ -18,3 +18,4 @@ class Settings(BaseSettings):
     max_body_bytes: int = 64 * 1024 * 1024
     max_cohort_citizens: int = 100_000
     require_keys: bool = True
+    demo_data: Path | None = Path("data/bip")         # the synthetic cohort offered on the caseworker page

@@ -16,24 +16,14 @@ from serving.settings import Settings
 
 
 def citizen_body(tables, person_id, as_of=None):
-    persons, m, a = tables["persons"], tables["measurements"], tables["activities"]
-    p = persons[persons["person_id"] == person_id].iloc[0]
-    rows = m[m["person_id"] == person_id]
+    """The person's history as a /v1/score body, cut at as_of when given."""
+    from serving.app import citizen_body as body_of
     if as_of is not None:
-        rows = rows[rows["measured_at"] <= as_of]
-    keys = [c for c in m.columns if c not in ("person_id", "measured_at", "respondent", "caseworker_id")]
-    measurements = [{"measured_at": str(r.measured_at.date()), "respondent": r.respondent,
-                     "caseworker_id": r.caseworker_id,
-                     "values": {k: (None if pd.isna(getattr(r, k)) else int(getattr(r, k))) for k in keys}}
-                    for r in rows.itertuples()]
-    acts = a[a["person_id"] == person_id]
-    activities = [{"kind": r.kind, "start": str(r.start.date()), "end": None if pd.isna(r.end) else str(r.end.date())}
-                  for r in acts.itertuples()]
-    return {"person": {"person_id": p.person_id, "jobcenter": p.jobcenter, "birth_year": int(p.birth_year),
-                       "gender": p.gender, "origin": p.origin, "benefit_group": p.benefit_group,
-                       "enrolled_on": str(p.enrolled_on.date())},
-            "measurements": measurements, "activities": activities,
-            "as_of": None if as_of is None else str(as_of.date())}
+        m = tables["measurements"]
+        tables = {**tables, "measurements": m[(m["person_id"] != person_id) | (m["measured_at"] <= as_of)]}
+    body = body_of(tables, person_id)
+    body["as_of"] = None if as_of is None else str(as_of.date())
+    return body
 
 
 @pytest.fixture(scope="module")
