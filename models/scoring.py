@@ -46,19 +46,34 @@ class LinearEstimator:
 
 @dataclass
 class TreeEstimator:
-    """An XGBoost booster; single-thread predictions (see docs/performance)."""
+    """An XGBoost booster, scored and explained through its compiled arrays (models/treeshap.py):
+    no DMatrix, no threads, margins and exact SHAP values in float64."""
 
     booster: object
 
     def __post_init__(self):
         self.booster.set_param({"nthread": 1})
+        self._compiled = None
+
+    def __getstate__(self):
+        return {"booster": self.booster}
+
+    def __setstate__(self, state):
+        self.booster = state["booster"]
+        self.__post_init__()
+
+    @property
+    def compiled(self):
+        if self._compiled is None:  # built once per process, when first needed
+            from models.treeshap import CompiledTrees
+            self._compiled = CompiledTrees(self.booster)
+        return self._compiled
 
     def margin(self, X: np.ndarray) -> np.ndarray:
-        return self.booster.inplace_predict(np.asarray(X, dtype=np.float32), predict_type="margin")
+        return self.compiled.margin(X)
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
-        import xgboost as xgb
-        return self.booster.predict(xgb.DMatrix(np.asarray(X, dtype=np.float32)), pred_contribs=True)
+        return self.compiled.contributions(X)
 
 
 @dataclass
@@ -128,9 +143,8 @@ class ScoringModel:
     def explain(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-group contributions (n, G) and base values (n,) in calibrated log-odds.
 
-        The explained log-odds are base + contributions.sum(1), summed in float64; that is the
-        figure to report beside an explanation (`explained_log_odds`). XGBoost computes both its
-        prediction and its contributions in float32, so the two routes agree to about 1e-5."""
+        base + contributions.sum(1) (`explained_log_odds`) equals log_odds(X) to float64
+        rounding: both come from the same compiled trees."""
         a, b = self.calibration
         parts = self.estimator.contributions(np.asarray(X, dtype=np.float64)).astype(np.float64)
         base = a * parts[:, -1] + b

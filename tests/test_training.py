@@ -36,9 +36,24 @@ def test_explanation_adds_up_to_the_calibrated_log_odds(fitted, kind):
     X = examples.X[:400]
     contributions, base = model.explain(X)
     assert contributions.shape == (400, len(model.groups))
-    # XGBoost predicts and explains in float32: the two routes agree to float32 rounding
-    np.testing.assert_allclose(model.explained_log_odds(contributions, base), model.log_odds(X), atol=2e-5)
+    np.testing.assert_allclose(model.explained_log_odds(contributions, base), model.log_odds(X), rtol=0, atol=1e-9)
     assert np.ptp(base) < 1e-9  # one base value for everyone
+
+
+def test_compiled_treeshap_equals_xgboost_pred_contribs_on_thousands_of_rows(fitted):
+    import xgboost as xgb
+    from models.treeshap import CompiledTrees
+    examples, models = fitted
+    booster = models["xgboost"].model.estimator.booster
+    X = np.vstack([examples.X, examples.X[:500]]).astype(np.float64)
+    X[len(examples.X):, ::3] = np.nan          # missing values take the default branch
+    compiled = CompiledTrees(booster)
+    reference = booster.predict(xgb.DMatrix(X.astype(np.float32)), pred_contribs=True)
+    assert len(X) > 2000
+    np.testing.assert_allclose(compiled.contributions(X), reference, rtol=0, atol=1e-6)
+    margin = booster.inplace_predict(X.astype(np.float32), predict_type="margin")
+    np.testing.assert_allclose(compiled.margin(X), margin, rtol=0, atol=2e-5)  # ours in float64, theirs float32
+    np.testing.assert_allclose(compiled.contributions(X).sum(axis=1), compiled.margin(X), rtol=0, atol=1e-9)
 
 
 def test_tree_explanations_equal_shap_treeexplainer(fitted):
