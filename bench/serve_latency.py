@@ -77,12 +77,14 @@ def main() -> None:
     try:
         wait_for("http://127.0.0.1:8101/ready")
         wait_for("http://127.0.0.1:8102/ping")
-        timings = {"bip /v1/score + explanation": [], "mlflow models serve, no explanation": []}
+        timings = {"bip /v1/score + explanation": [], "mlflow models serve, no explanation": [],
+                   "bip GET /health (no-op round trip)": []}
         with httpx.Client(timeout=10) as client:
             calls = [
                 ("bip /v1/score + explanation", lambda: client.post("http://127.0.0.1:8101/v1/score", json=body,
                                                                     headers={"X-API-Key": key})),
                 ("mlflow models serve, no explanation", lambda: client.post("http://127.0.0.1:8102/invocations", json=row)),
+                ("bip GET /health (no-op round trip)", lambda: client.get("http://127.0.0.1:8101/health")),
             ]
             for i in range(args.warmup + args.n):
                 for name, call in (calls if i % 2 == 0 else calls[::-1]):  # interleaved, alternating order

@@ -24,20 +24,30 @@ class CompiledTrees:
     """A booster flattened into arrays: one row per node, trees concatenated."""
 
     def __init__(self, booster):
-        frame = booster.trees_to_dataframe()
-        n_features = booster.num_features()
-        ids = {node_id: i for i, node_id in enumerate(frame["ID"])}
-        leaf = frame["Feature"].to_numpy() == "Leaf"
-        child = lambda column: np.array([-1 if is_leaf else ids[v] for v, is_leaf in zip(frame[column], leaf)],  # noqa: E731
-                                        dtype=np.int64)
-        self.left, self.right, self.default = child("Yes"), child("No"), child("Missing")
-        self.feature = np.array([-1 if is_leaf else int(f[1:]) for f, is_leaf in zip(frame["Feature"], leaf)], dtype=np.int64)
-        self.threshold = np.where(leaf, 0.0, frame["Split"].fillna(0.0)).astype(np.float32)
-        self.value = np.where(leaf, frame["Gain"], 0.0).astype(np.float64)
-        self.cover = frame["Cover"].to_numpy(dtype=np.float64)
-        roots = np.nonzero(frame["Node"].to_numpy() == 0)[0]
-        self.roots = roots.astype(np.int64)
-        self.n_features = n_features
+        import json
+        model = json.loads(booster.save_raw("json"))["learner"]
+        trees = model["gradient_booster"]["model"]["trees"]
+        left, right, default, feature, threshold, value, cover, roots = [], [], [], [], [], [], [], []
+        offset = 0
+        for tree in trees:
+            l, r = np.asarray(tree["left_children"], dtype=np.int64), np.asarray(tree["right_children"], dtype=np.int64)
+            leaf = l < 0
+            roots.append(offset)
+            left.append(np.where(leaf, -1, l + offset))
+            right.append(np.where(leaf, -1, r + offset))
+            default.append(np.where(leaf, -1, np.where(np.asarray(tree["default_left"], dtype=bool), l, r) + offset))
+            feature.append(np.where(leaf, -1, np.asarray(tree["split_indices"], dtype=np.int64)))
+            conditions = np.asarray(tree["split_conditions"], dtype=np.float64)
+            threshold.append(np.where(leaf, 0.0, conditions).astype(np.float32))
+            value.append(np.where(leaf, conditions, 0.0))   # a leaf's split_condition holds its value
+            cover.append(np.asarray(tree["sum_hessian"], dtype=np.float64))
+            offset += len(l)
+        self.left, self.right, self.default = np.concatenate(left), np.concatenate(right), np.concatenate(default)
+        self.feature, self.threshold = np.concatenate(feature), np.concatenate(threshold)
+        self.value, self.cover = np.concatenate(value), np.concatenate(cover)
+        self.roots = np.asarray(roots, dtype=np.int64)
+        self.n_features = int(model["learner_model_param"]["num_feature"])
+        n_features = self.n_features
         self.max_depth = int(_depth(self.left, self.right, self.roots))
         if self.max_depth > 10:  # the per-leaf tables grow as 2**depth
             raise ValueError(f"trees of depth {self.max_depth}: compiled TreeSHAP supports depth <= 10")

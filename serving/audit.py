@@ -32,6 +32,7 @@ class AuditLog:
         self.path = path
         self.salt = salt
         self._lock = threading.Lock()
+        self._handle = None
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def pseudonym(self, person_id: str) -> str:
@@ -47,5 +48,7 @@ class AuditLog:
             "model_version": model_version, "status": status, "latency_ms": round(latency_ms, 3),
         }
         line = json.dumps(entry) + "\n"
-        with self._lock, open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(line)
+        with self._lock:
+            if self._handle is None:
+                self._handle = open(self.path, "a", encoding="utf-8", buffering=1)  # line-buffered
+            self._handle.write(line)

@@ -12,7 +12,8 @@ keys_app = typer.Typer(add_completion=False, help="API keys (stored hashed).")
 def serve_command(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, help="Port."),
-    workers: int = typer.Option(1, min=1, help="Worker processes (each single-threaded for scoring)."),
+    workers: int = typer.Option(os.cpu_count() or 1, min=1,
+                                help="Worker processes, one per core by default (each scores on one thread)."),
 ) -> None:
     """Serve the API and pages; loads the champion at start."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # one thread per worker: no oversubscription

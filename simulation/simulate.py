@@ -28,8 +28,10 @@ def optimism_effect(n: int, params, seed: int) -> dict:
 
 
 def simulate(persons: int = 4000, seed: int = 7, out: str | Path = "data/bip",
-             schema: IndicatorSchema | None = None, paths: int = 32, effect_paths: int = 100) -> dict:
-    """Simulate, write the four tables plus truth, and return the summary."""
+             schema: IndicatorSchema | None = None, paths: int = 32, effect_paths: int = 100,
+             truth: bool = True) -> dict:
+    """Simulate, write the four tables plus truth (unless truth=False: tables only, for scale
+    tests), and return the summary."""
     schema = schema or load_schema()
     params = load_true_parameters(schema)
     out = Path(out)
@@ -38,6 +40,8 @@ def simulate(persons: int = 4000, seed: int = 7, out: str | Path = "data/bip",
     tables = cohort_tables(run, schema, params, np.random.default_rng([seed, 99]))
     for name, table in tables.items():
         table.to_parquet(out / f"{name}.parquet", index=False)
+    if not truth:
+        return {"persons": persons, "measurement_rows": int(len(tables["measurements"])), "truth": False}
     truth, se, occasions = truth_table(params, run, paths, seed + 1)
     truth.to_parquet(out / "truth_probabilities.parquet", index=False)
     effect_persons = 4000  # its own counterfactual cohort: enough persons for a stable ratio

@@ -71,7 +71,7 @@ def test_tree_explanations_equal_shap_treeexplainer(fitted):
 def test_calibrated_probabilities_are_honest_on_validation(fitted):
     examples, models = fitted
     for fit in models.values():
-        observed = examples.y[examples.train].mean()
+        observed = examples.y[examples.search].mean()
         assert fit.oof_probability.mean() == pytest.approx(observed, abs=0.01)
 
 

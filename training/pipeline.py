@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ GROUP_COLUMNS = ["jobcenter", "gender", "age_band", "origin"]
 SEARCH = [(3, True), (5, True), (3, False), (5, False)]
 WITHIN_NOISE = 0.003  # relative log-loss difference treated as a tie
 MAX_ROUNDS = 1500
+SEARCH_MAX_EXAMPLES = 150_000
 
 
 def read_tables(data_dir: str | Path, required=("persons", "measurements", "outcomes")) -> dict[str, pd.DataFrame]:
@@ -75,6 +77,20 @@ class Examples:
     def test(self) -> np.ndarray:
         return self.frame["is_test"].to_numpy()
 
+    @cached_property
+    def search(self) -> np.ndarray:
+        """Training rows used for cross-validation: all of them, or on a national-size cohort
+        the rows of a random set of persons (at most SEARCH_MAX_EXAMPLES rows), so the search
+        and calibration stay minutes; the final model is then fitted on every training row."""
+        train = self.train
+        if train.sum() <= SEARCH_MAX_EXAMPLES:
+            return train
+        persons = self.frame["person_id"].to_numpy()
+        unique = np.unique(persons[train])
+        share = SEARCH_MAX_EXAMPLES / train.sum()
+        chosen = np.random.default_rng(0).choice(unique, size=int(len(unique) * share), replace=False)
+        return train & np.isin(persons, chosen)
+
 
 def build_examples(tables: dict[str, pd.DataFrame], schema: IndicatorSchema, horizon: int,
                    test_from: str | None = None) -> Examples:
@@ -103,14 +119,15 @@ def build_examples(tables: dict[str, pd.DataFrame], schema: IndicatorSchema, hor
 class FittedModel:
     kind: str
     model: ScoringModel
-    oof_probability: np.ndarray          # out-of-fold, calibrated, training rows
+    oof_probability: np.ndarray          # out-of-fold, calibrated, on the search rows (Examples.search)
     params: dict = field(default_factory=dict)
     search: list = field(default_factory=list)
 
 
 def _cross_fit_trees(ex: Examples, depth: int, monotone: bool, seed: int, spec):
     """Out-of-fold margins, best round counts and the fold boosters (cut at their best round)."""
-    X, y, folds = ex.X[ex.train], ex.y[ex.train], ex.frame["fold"].to_numpy()[ex.train]
+    rows = ex.search
+    X, y, folds = ex.X[rows], ex.y[rows], ex.frame["fold"].to_numpy()[rows]
     params = tree_params(depth, spec.monotone if monotone else None, seed, threads=2)
     margin, rounds, boosters = np.zeros(len(y)), [], []
     for k in range(FOLDS):
@@ -124,7 +141,7 @@ def _cross_fit_trees(ex: Examples, depth: int, monotone: bool, seed: int, spec):
 
 def fit_xgboost(ex: Examples, schema: IndicatorSchema, horizon: int, seed: int) -> FittedModel:
     spec = feature_spec(schema)
-    y = ex.y[ex.train]
+    y = ex.y[ex.search]
     trials = []
     for depth, monotone in SEARCH:
         margin, rounds, boosters = _cross_fit_trees(ex, depth, monotone, seed, spec)
@@ -135,7 +152,7 @@ def fit_xgboost(ex: Examples, schema: IndicatorSchema, horizon: int, seed: int) 
     chosen = next(t for t in trials if t["cv_log_loss"] <= best * (1 + WITHIN_NOISE))
     a, b = fit_platt(chosen["margin"], y)
     params = tree_params(chosen["depth"], spec.monotone if chosen["monotone"] else None, seed, threads=2)
-    booster, _ = fit_trees(ex.X[ex.train], y, params, chosen["rounds"])
+    booster, _ = fit_trees(ex.X[ex.train], ex.y[ex.train], params, chosen["rounds"])
     model = ScoringModel(schema.to_dict(), "xgboost", TreeEstimator(booster), (a, b), horizon,
                          fold_estimators=[TreeEstimator(f) for f in chosen["boosters"]])
     return FittedModel("xgboost", model, sigmoid(a * chosen["margin"] + b),
@@ -146,13 +163,14 @@ def fit_xgboost(ex: Examples, schema: IndicatorSchema, horizon: int, seed: int) 
 
 
 def fit_logistic_model(ex: Examples, schema: IndicatorSchema, horizon: int) -> FittedModel:
-    X, y, folds = ex.X[ex.train], ex.y[ex.train], ex.frame["fold"].to_numpy()[ex.train]
+    rows = ex.search
+    X, y, folds = ex.X[rows], ex.y[rows], ex.frame["fold"].to_numpy()[rows]
     margin, fold_models = np.zeros(len(y)), []
     for k in range(FOLDS):
         fold_models.append(fit_logistic(X[folds != k], y[folds != k]))
         margin[folds == k] = fold_models[-1].margin(X[folds == k])
     a, b = fit_platt(margin, y)
-    model = ScoringModel(schema.to_dict(), "logistic", fit_logistic(X, y), (a, b), horizon,
+    model = ScoringModel(schema.to_dict(), "logistic", fit_logistic(ex.X[ex.train], ex.y[ex.train]), (a, b), horizon,
                          fold_estimators=fold_models)
     return FittedModel("logistic", model, sigmoid(a * margin + b), params={"C": 0.5, "platt_a": a, "platt_b": b})
 
@@ -189,12 +207,12 @@ def evaluate(fitted: FittedModel, ex: Examples, oracle: np.ndarray | None) -> di
     """Metrics on validation (out-of-fold) and out-of-time test, overall and by group,
     with the oracle's beside them."""
     test_probability = fitted.model.probability(ex.X[ex.test])
-    result = {"validation": metric_set(ex.y[ex.train], fitted.oof_probability),
+    result = {"validation": metric_set(ex.y[ex.search], fitted.oof_probability),
               "test": metric_set(ex.y[ex.test], test_probability)}
     test_frame = ex.frame[ex.test].assign(probability=test_probability)
     result["test_groups"] = group_metrics(test_frame, GROUP_COLUMNS)
     if oracle is not None and not np.isnan(oracle).any():
-        result["oracle_validation"] = metric_set(ex.y[ex.train], oracle[ex.train])
+        result["oracle_validation"] = metric_set(ex.y[ex.search], oracle[ex.search])
         result["oracle_test"] = metric_set(ex.y[ex.test], oracle[ex.test])
         result["oracle_test_groups"] = group_metrics(test_frame.assign(probability=oracle[ex.test]), GROUP_COLUMNS)
     contributions, _ = fitted.model.explain(ex.X[ex.test])

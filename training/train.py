@@ -20,6 +20,8 @@ def train(data: str | Path, model: str = "xgboost", horizon: int = 12, register:
     examples, fitted = fit_all(tables, schema, horizon, seed, test_from)
     oracle = attach_truth(examples, Path(data) / "truth_probabilities.parquet", horizon)
     context = {"data": str(data), "fingerprint": fingerprint(tables), "git_commit": tracking.git_commit(),
+               "n_train": int(examples.train.sum()), "n_search": int(examples.search.sum()),
+               "n_test": int(examples.test.sum()),
                "horizon": horizon, "seed": seed, "test_from": str(examples.test_from.date()),
                "trained_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
     summary = {"context": context, "models": {}, "registered_version": None, "promoted": False}
@@ -56,6 +58,8 @@ def _worst_group(groups: dict) -> dict:
 def format_summary(summary: dict) -> str:
     lines = [f"data {summary['context']['data']} (fingerprint {summary['context']['fingerprint']}), "
              f"horizon {summary['context']['horizon']} months, out-of-time test from {summary['context']['test_from']}",
+             f"examples: {summary['context']['n_train']} training ({summary['context']['n_search']} in the "
+             f"cross-validation search), {summary['context']['n_test']} out-of-time test",
              "",
              f"{'model':10s} {'part':22s} {'n':>6s} {'ROC AUC':>8s} {'PR AUC':>7s} {'Brier':>7s} {'logloss':>8s} "
              f"{'ECE':>7s} {'slope':>6s} {'icpt':>6s}"]
