@@ -33,8 +33,14 @@ browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
 
+# Benchmarks print ratios against a baseline measured in the same run; they need a champion
+# (make run, or bip simulate + bip train --promote-if-better) and wrk for the load test.
 bench: $(STAMP)
+	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
 	$(BIN)/python bench/serve_latency.py
+	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/cohort_scoring.py
+	$(BIN)/python bench/training.py
 
 clean:
 	rm -rf $(VENV) data mlruns/mlflow.db mlruns/artifacts

@@ -8,7 +8,6 @@ effect on 12-month job chances in BIP mode, and record whether the 95% interval 
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path

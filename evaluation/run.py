@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from evaluation.aipw import Nuisances, aipw, cross_fit_linear_outcome
-from evaluation.bip_mode import FOLLOW_UPS, build_intervention_cohort, covariate_names
+from evaluation.bip_mode import build_intervention_cohort, covariate_names
 from evaluation.estimate import encode_covariates, estimate_effect, write_outputs
 from features.schema import IndicatorSchema
 

@@ -305,8 +305,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 tables.setdefault("activities", pd.DataFrame(columns=["person_id", "kind", "start", "end"]))
                 problems = find_problems(tables, schema_for_docs, pd.Timestamp(date.today()))
                 if problems:
-                    raise InputProblems([{"field": f"{p.table}[{p.row}].{p.column}" if p.row is not None else f"{p.table}.{p.column}",
-                                          "value": p.to_dict()["value"], "allowed": p.allowed} for p in problems])
+                    raise InputProblems(table_problems(problems))
                 request.state.person_ids = tables["persons"]["person_id"].tolist()
                 current = holder.current
                 result = await run_in_threadpool(evaluate_intervention, tables, schema_for_docs, kind, horizon,
@@ -404,8 +403,7 @@ def _score_tables(current: Loaded, tables: dict, explain: bool, at: str, setting
         tables.pop("activities", None)
     problems = find_problems(tables, model.schema, pd.Timestamp(date.today()))
     if problems:
-        raise InputProblems([{"field": f"{p.table}[{p.row}].{p.column}" if p.row is not None else f"{p.table}.{p.column}",
-                              "value": p.to_dict()["value"], "allowed": p.allowed} for p in problems])
+        raise InputProblems(table_problems(problems))
     n = tables["persons"]["person_id"].nunique()
     if n > settings.max_cohort_citizens:
         raise HTTPException(413, detail=f"{n} citizens; at most {settings.max_cohort_citizens} per request")
@@ -414,6 +412,12 @@ def _score_tables(current: Loaded, tables: dict, explain: bool, at: str, setting
     frame = model.score_frame(requests, tables, explain=explain)
     frame.insert(3, "model_version", current.version)
     return frame
+
+
+def table_problems(problems) -> list[dict]:
+    """Table validation problems as API errors: field = table[row].column."""
+    return [{"field": f"{p.table}[{p.row}].{p.column}" if p.row is not None else f"{p.table}.{p.column}",
+             "value": p.to_dict()["value"], "allowed": p.allowed} for p in problems]
 
 
 def _with_groups(frame: pd.DataFrame, persons: pd.DataFrame) -> pd.DataFrame:

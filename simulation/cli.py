@@ -45,7 +45,7 @@ def format_summary(s: dict) -> str:
         f"{'  caseworker doubts (two lowest steps)':52s} {pct(s['job_12m_when_caseworker_doubts_observed']):>9s} "
         f"{pct(s['job_12m_when_caseworker_doubts_truth']):>9s}  ~1%",
         "",
-        f"caseworker belief answers: " + ", ".join(f"{k}: {pct(v)}" for k, v in s["belief_share"].items())
+        "caseworker belief answers: " + ", ".join(f"{k}: {pct(v)}" for k, v in s["belief_share"].items())
         + "  (BIP: ~6% yes, 20% good chances, half doubt or no)",
         f"optimistic vs pessimistic caseworker, 12-month risk ratio (truth): "
         f"{s['optimism_risk_ratio_truth']:.2f}  (BIP: 1.32)",

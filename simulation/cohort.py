@@ -151,7 +151,7 @@ def _dates(days: np.ndarray) -> pd.Series:
 def cohort_tables(run: CohortRun, schema: IndicatorSchema, params: TrueParameters,
                   rng: np.random.Generator) -> dict[str, pd.DataFrame]:
     """The four contract tables from a cohort run."""
-    people, world = run.people, run.world
+    people = run.people
     persons = pd.DataFrame({
         "person_id": people.person_id,
         "jobcenter": np.array(JOBCENTERS)[people.jobcenter],
