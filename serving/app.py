@@ -164,8 +164,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "detail": f"{len(error.problems)} problem(s) in the input",
             "errors": error.problems[:MAX_LISTED_PROBLEMS]})
 
+    # dependencies are async (they never block): a sync one would cost a thread hop per request
     def require(*roles: str):
-        def dependency(request: Request) -> Caller:
+        async def dependency(request: Request) -> Caller:
             key = request.headers.get("x-api-key")
             caller = keys.lookup(key)
             if caller is None:
@@ -179,7 +180,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return caller
         return dependency
 
-    def serving_model() -> Loaded:
+    async def serving_model() -> Loaded:
         current = holder.current
         if current is None:
             raise HTTPException(503, detail=f"no model loaded: {holder.last_error}")
