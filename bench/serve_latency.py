@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,6 +24,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
+sys.path.insert(0, str(ROOT))
 
 
 def wait_for(url: str, seconds: float = 90) -> None:
@@ -58,6 +61,28 @@ def percentiles(ms: list[float]) -> tuple[float, float]:
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
 
 
+def _with_wrk(key: str, body: dict, row: dict, seconds: int = 15) -> None:
+    """The same two paths with wrk (a C client, one connection): the Python client above adds
+    about a millisecond of its own to every call."""
+    from bench.throughput import run_wrk
+    folder = Path(tempfile.mkdtemp())
+    ours, theirs = folder / "ours.lua", folder / "theirs.lua"
+    ours.write_text(_lua(body, {"X-API-Key": key}))
+    theirs.write_text(_lua(row, {}))
+    a = run_wrk("http://127.0.0.1:8101/v1/score", 1, seconds, ours)
+    b = run_wrk("http://127.0.0.1:8102/invocations", 1, seconds, theirs)
+    print(f"\nwith wrk, one connection, {seconds} s each")
+    print(f"{'bip /v1/score + explanation':40s} {a['p50']:8.2f} {a['p99']:8.2f}   errors {a['errors']}")
+    print(f"{'mlflow models serve, no explanation':40s} {b['p50']:8.2f} {b['p99']:8.2f}   errors {b['errors']}")
+    print(f"ratio mlflow/bip: p50 {b['p50'] / a['p50']:.2f}x, p99 {b['p99'] / a['p99']:.2f}x")
+
+
+def _lua(body: dict, headers: dict) -> str:
+    lines = ['wrk.method = "POST"', 'wrk.headers["Content-Type"] = "application/json"']
+    lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
+    return "\n".join(lines + [f"wrk.body = {json.dumps(json.dumps(body))}"]) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=500)
@@ -66,7 +91,6 @@ def main() -> None:
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "OMP_NUM_THREADS": "1",
            "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlruns/mlflow.db"),
            "BIP_KEYS_FILE": "var/bench_keys.json", "BIP_AUDIT_LOG": "var/bench_audit.jsonl", "BIP_RELOAD_INTERVAL_S": "0"}
-    sys.path.insert(0, str(ROOT))
     from serving.keys import add_key
     _, key = add_key(ROOT / "var" / "bench_keys.json", "caseworker")
     body = json.loads((ROOT / "serving" / "example_citizen.json").read_text())
@@ -102,6 +126,8 @@ def main() -> None:
         ours_p50, ours_p99 = stats["bip /v1/score + explanation"]
         base_p50, base_p99 = stats["mlflow models serve, no explanation"]
         print(f"ratio mlflow/bip: p50 {base_p50 / ours_p50:.2f}x, p99 {base_p99 / ours_p99:.2f}x")
+        if shutil.which("wrk"):
+            _with_wrk(key, body, row)
     finally:
         for process in (ours, theirs):
             os.killpg(process.pid, signal.SIGTERM)
