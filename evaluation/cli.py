@@ -23,8 +23,8 @@ def evaluate_command(
     model: str = typer.Option(None, help="BIP mode: model URI for the readiness score (default: none)."),
 ) -> None:
     """Estimate an intervention's effect with AIPW: generic (--cohort) or BIP mode (--data --kind)."""
-    from evaluation.estimate import EvaluationInputError, read_cohort
-    from evaluation.run import compare_with_truth, evaluate_generic, evaluate_intervention, save
+    from evaluation.estimate import EvaluationInputError, read_cohort, write_outputs
+    from evaluation.run import compare_with_truth, evaluate_generic, evaluate_intervention
     try:
         if data is not None:
             from training.pipeline import load_and_validate
@@ -51,7 +51,7 @@ def evaluate_command(
     except EvaluationInputError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2)
-    public = save(result, out, title)
+    public = write_outputs(result, out, title)
     summary = {k: public[k] for k in ("estimand", "estimate", "ci_low", "ci_high", "n_treated", "n_control")}
     typer.echo(json.dumps({**summary, "naive": public["naive"]["estimate"], "warnings": public["diagnostics"]["warnings"],
                            **({"truth": public["truth"]} if "truth" in public else {})}, indent=2))

@@ -10,7 +10,7 @@ import pandas as pd
 
 from evaluation.aipw import Nuisances, aipw, cross_fit_linear_outcome
 from evaluation.bip_mode import build_intervention_cohort, covariate_names
-from evaluation.estimate import encode_covariates, estimate_effect, write_outputs
+from evaluation.estimate import encode_covariates, estimate_effect
 from features.schema import IndicatorSchema
 
 BIP_SUBGROUPS = ["jobcenter", "age_band", "readiness_band"]
@@ -76,6 +76,3 @@ def evaluate_generic(cohort: pd.DataFrame, treatment: str, outcome: str, covaria
     covariates = covariates or [c for c in cohort.columns if c not in (treatment, outcome)]
     return estimate_effect(cohort, treatment, outcome, covariates, estimand, seed, subgroups=subgroups)
 
-
-def save(result: dict, out: Path, title: str) -> dict:
-    return write_outputs(result, out, title)

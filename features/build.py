@@ -28,9 +28,6 @@ class FeatureSpec:
     groups: list[str]            # indicator key, or the name of another input group
     monotone: list[int] = field(default_factory=list)  # +1: more ready never lowers the score
 
-    def group_kind(self, group: str, schema: IndicatorSchema) -> str:
-        return "indicator" if group in schema else "other"
-
     @property
     def group_names(self) -> list[str]:
         return list(dict.fromkeys(self.groups))
