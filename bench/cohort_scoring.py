@@ -28,12 +28,12 @@ def main() -> None:
     parser.add_argument("--persons", type=int, default=100_000)
     parser.add_argument("--sample", type=int, default=2000)
     args = parser.parse_args()
+    from features.tables import read_tables
     from models.store import configure_tracking, load_scoring_model
     from serving.app import citizen_body
     from serving.citizen import score_citizen
     from serving.schemas import ScoreRequest
     from simulation.simulate import simulate
-    from training.pipeline import read_tables
     from training.scoring import score_cohort
 
     folder = ROOT / "var" / f"bench_cohort_{args.persons}"

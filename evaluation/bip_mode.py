@@ -13,12 +13,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.build import build_features, feature_spec, measurement_occasions
+from evaluation.estimate import EvaluationInputError
+from features.build import age_band, build_features, feature_spec, measurement_occasions
 from features.contract import ACTIVITY_KINDS
 from features.labels import label_occasions
 from features.schema import IndicatorSchema
-from evaluation.estimate import EvaluationInputError
-from training.metrics import age_band
 
 FOLLOW_UPS = {"3m": (45, 135), "6m": (135, 225)}  # days after the occasion for a progression measurement
 

@@ -21,8 +21,8 @@ from features.schema import load_schema
 
 def run_check(seeds: list[int], persons: int = 4000, kinds: list[str] | None = None, log=print) -> pd.DataFrame:
     from evaluation.run import compare_with_truth, evaluate_intervention
+    from features.tables import read_tables
     from simulation.simulate import simulate
-    from training.pipeline import read_tables
     schema = load_schema()
     rows = []
     for seed in seeds:

@@ -27,7 +27,7 @@ def evaluate_command(
     from evaluation.run import compare_with_truth, evaluate_generic, evaluate_intervention
     try:
         if data is not None:
-            from training.pipeline import load_and_validate
+            from features.tables import load_and_validate
             if not kind:
                 raise EvaluationInputError("kind", None, "an intervention kind in BIP mode")
             tables, schema = load_and_validate(data)

@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evaluation.aipw import (aipw, balancing_weights, cross_fit, naive_difference,
-                             standardized_mean_differences)
+from evaluation.aipw import aipw, balancing_weights, cross_fit, naive_difference, standardized_mean_differences
 
 MIN_ARM = 20          # fewer treated or controls than this: no estimate
 SMD_WARNING = 0.1     # the usual threshold for a covariate left unbalanced

@@ -227,6 +227,10 @@ def _person_features(requests: pd.DataFrame, persons: pd.DataFrame) -> pd.DataFr
     return out
 
 
+def age_band(age: pd.Series) -> pd.Series:
+    return pd.cut(age, bins=[0, 29, 39, 49, 200], labels=["18-29", "30-39", "40-49", "50+"]).astype(str)
+
+
 def measurement_occasions(measurements: pd.DataFrame) -> pd.DataFrame:
     """Every (person_id, as_of) at which the person was measured, sorted."""
     occasions = measurements[["person_id", "measured_at"]].drop_duplicates()

@@ -296,10 +296,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         """The same estimate as `bip evaluate`: generic mode (a cohort file and column names) or BIP
         mode (the four tables and an intervention kind)."""
-        from evaluation.estimate import EvaluationInputError
+        from evaluation.estimate import EvaluationInputError, public_result
         from evaluation.report import render_report
         from evaluation.run import evaluate_generic, evaluate_intervention
-        from evaluation.estimate import public_result
         try:
             if kind is not None:
                 tables = await _read_uploads(persons, measurements, activities, outcomes=outcomes)
@@ -422,7 +421,7 @@ def table_problems(problems) -> list[dict]:
 
 
 def _with_groups(frame: pd.DataFrame, persons: pd.DataFrame) -> pd.DataFrame:
-    from training.metrics import age_band
+    from features.build import age_band
     people = persons.drop_duplicates("person_id").set_index("person_id")
     out = frame.copy()
     for column in ("jobcenter", "gender", "origin"):

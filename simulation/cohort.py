@@ -7,10 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.contract import ACTIVITY_KINDS, BENEFIT_GROUPS, GENDERS, ORIGINS
+from features.contract import ACTIVITY_KINDS, BENEFIT_GROUPS, GENDERS, JOBCENTERS, ORIGINS
 from features.schema import IndicatorSchema
 from simulation.engine import NEVER, Engine, State, World
-from features.contract import JOBCENTERS
 from simulation.params import TrueParameters
 
 JOBCENTER_WEIGHTS = np.array([0.08, 0.10, 0.10, 0.09, 0.06, 0.20, 0.06, 0.07, 0.12, 0.12])

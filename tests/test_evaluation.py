@@ -95,6 +95,7 @@ def test_bip_mode_builds_an_as_of_start_cohort_and_estimates(small_tables, small
 
 def test_api_evaluations_generic_and_bip_mode(tmp_path, small_cohort_dir, serving_store):
     from fastapi.testclient import TestClient
+
     from serving.app import create_app
     from serving.keys import add_key
     from serving.settings import Settings

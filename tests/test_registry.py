@@ -41,6 +41,7 @@ def test_first_model_becomes_champion_and_loads_by_alias(trained, small_cohort_d
 
 def test_pyfunc_scores_feature_rows_like_the_object(trained, small_tables):
     import mlflow.pyfunc
+
     from models.store import CHAMPION_URI, load_scoring_model
     model = load_scoring_model(CHAMPION_URI)
     requests = small_tables["measurements"][["person_id", "measured_at"]].drop_duplicates().head(20)

@@ -290,6 +290,7 @@ def _register_second_model(small_cohort_dir):
 def test_reload_swaps_in_a_new_champion_and_refuses_a_broken_one(client, keys, body, small_cohort_dir):
     import mlflow
     import mlflow.pyfunc
+
     from training.tracking import promote
     version = _register_second_model(small_cohort_dir)
     promote(version)
@@ -328,6 +329,7 @@ def test_periodic_check_follows_the_champion_alias(settings, keys, small_cohort_
 
 def test_example_file_in_the_readme_is_the_built_in_example(schema):
     from pathlib import Path
+
     from serving.examples import example_body
     example = json.loads((Path(__file__).parent.parent / "serving" / "example_citizen.json").read_text())
     assert example == example_body(schema)

@@ -42,6 +42,7 @@ def test_explanation_adds_up_to_the_calibrated_log_odds(fitted, kind):
 
 def test_compiled_treeshap_equals_xgboost_pred_contribs_on_thousands_of_rows(fitted):
     import xgboost as xgb
+
     from models.treeshap import CompiledTrees
     examples, models = fitted
     booster = models["xgboost"].model.estimator.booster

@@ -50,10 +50,6 @@ def metric_set(y, p) -> dict[str, float]:
     }
 
 
-def age_band(age: pd.Series) -> pd.Series:
-    return pd.cut(age, bins=[0, 29, 39, 49, 200], labels=["18-29", "30-39", "40-49", "50+"]).astype(str)
-
-
 def group_metrics(frame: pd.DataFrame, group_columns: list[str], probability: str = "probability",
                   label: str = "label") -> dict[str, dict[str, dict[str, float]]]:
     """{column: {value: metric_set}} for each grouping column."""

@@ -15,14 +15,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.build import build_features, feature_spec, measurement_occasions
-from features.contract import TABLES
+from features.build import age_band, build_features, feature_spec, measurement_occasions
 from features.labels import label_occasions
-from features.schema import IndicatorSchema, load_schema
-from features.validation import validate_tables
+from features.schema import IndicatorSchema
 from models.estimators import fit_logistic, fit_platt, fit_trees, tree_margin, tree_params
 from models.scoring import ScoringModel, TreeEstimator, sigmoid
-from training.metrics import age_band, group_metrics, metric_set
+from training.metrics import group_metrics, metric_set
 
 FOLDS = 5
 GROUP_COLUMNS = ["jobcenter", "gender", "age_band", "origin"]
@@ -32,21 +30,6 @@ SEARCH = [(3, True), (5, True), (3, False), (5, False)]
 WITHIN_NOISE = 0.003  # relative log-loss difference treated as a tie
 MAX_ROUNDS = 1500
 SEARCH_MAX_EXAMPLES = 150_000
-
-
-def read_tables(data_dir: str | Path, required=("persons", "measurements", "outcomes")) -> dict[str, pd.DataFrame]:
-    """The contract tables found in a folder of Parquet (or CSV) files; `required` must be there."""
-    data_dir = Path(data_dir)
-    tables = {}
-    for name in TABLES:
-        parquet, csv = data_dir / f"{name}.parquet", data_dir / f"{name}.csv"
-        if parquet.exists():
-            tables[name] = pd.read_parquet(parquet)
-        elif csv.exists():
-            tables[name] = pd.read_csv(csv)
-        elif name in required:
-            raise FileNotFoundError(f"{data_dir} has no {name}.parquet or {name}.csv")
-    return tables
 
 
 def fingerprint(tables: dict[str, pd.DataFrame]) -> str:
@@ -227,10 +210,3 @@ def fit_all(tables: dict[str, pd.DataFrame], schema: IndicatorSchema, horizon: i
     if ex.test.sum() == 0 or ex.train.sum() == 0:
         raise ValueError(f"the split at {ex.test_from.date()} leaves no training or no test occasions")
     return ex, {"xgboost": fit_xgboost(ex, schema, horizon, seed), "logistic": fit_logistic_model(ex, schema, horizon)}
-
-
-def load_and_validate(data_dir: str | Path, schema: IndicatorSchema | None = None):
-    schema = schema or load_schema()
-    tables = read_tables(data_dir)
-    validate_tables(tables, schema)
-    return tables, schema

@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 
 from features.build import latest_occasions, measurement_occasions
+from features.tables import read_tables
 from features.validation import validate_tables
 from models.store import CHAMPION_URI, configure_tracking, load_scoring_model
-from training.pipeline import read_tables
 
 
 def _model_version(uri: str) -> str:

@@ -12,7 +12,14 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
-from models.store import CHAMPION, MODEL_NAME, configure_tracking, ensure_experiment, load_scoring_model, log_scoring_model
+from models.store import (
+    CHAMPION,
+    MODEL_NAME,
+    configure_tracking,
+    ensure_experiment,
+    load_scoring_model,
+    log_scoring_model,
+)
 from training import report
 from training.metrics import metric_set
 

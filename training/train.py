@@ -7,8 +7,9 @@ from pathlib import Path
 
 import mlflow
 
+from features.tables import load_and_validate
 from training import tracking
-from training.pipeline import attach_truth, evaluate, fingerprint, fit_all, load_and_validate
+from training.pipeline import attach_truth, evaluate, fingerprint, fit_all
 
 
 def train(data: str | Path, model: str = "xgboost", horizon: int = 12, register: bool = False,
