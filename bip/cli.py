@@ -2,23 +2,41 @@
 
 from __future__ import annotations
 
+import functools
+
 import typer
 
 from evaluation.cli import check_command, evaluate_command
+from features.validation import ValidationError
 from serving.cli import keys_app, serve_command
 from simulation.cli import simulate_command
 from training.cli import promote_command, runs_command, score_command, train_command
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="bip-score: explainable employment-likelihood scores from BIP measurements.")
-app.command("simulate")(simulate_command)
-app.command("train")(train_command)
+
+
+def friendly(command):
+    """Bad input (missing files, invalid tables) ends with the problem in words and exit code 2,
+    not a traceback."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (FileNotFoundError, ValidationError) as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(2)
+    return wrapper
+
+
+app.command("simulate")(friendly(simulate_command))
+app.command("train")(friendly(train_command))
 app.command("runs")(runs_command)
 app.command("promote")(promote_command)
-app.command("score")(score_command)
+app.command("score")(friendly(score_command))
 app.command("serve")(serve_command)
 app.add_typer(keys_app, name="keys")
-app.command("evaluate")(evaluate_command)
+app.command("evaluate")(friendly(evaluate_command))
 app.command("evaluate-check")(check_command)
 
 

@@ -99,3 +99,18 @@ def test_score_command(trained, small_cohort_dir, small_tables, tmp_path, at):
     logit = np.log(scores["probability"] / (1 - scores["probability"]))
     parts = scores.filter(like="contribution__").sum(axis=1) + scores["base_value"]
     np.testing.assert_allclose(parts, logit, atol=1e-6)
+
+
+def test_cli_bad_input_ends_with_the_problem_not_a_traceback(tmp_path, small_tables):
+    runner = CliRunner()
+    missing = runner.invoke(app, ["train", "--data", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and "has no persons" in missing.output
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for name, table in small_tables.items():
+        table = table.copy()
+        if name == "measurements":
+            table.loc[3, "job_search"] = 9
+        table.to_parquet(bad / f"{name}.parquet")
+    invalid = runner.invoke(app, ["score", "--data", str(bad), "--out", str(tmp_path / "s.parquet")])
+    assert invalid.exit_code == 2 and "measurements row 3, column 'job_search': value 9" in invalid.output
