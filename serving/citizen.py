@@ -1,4 +1,7 @@
-"""One citizen's score: request -> validated tables -> features -> score, interval, explanation."""
+"""One citizen's score: request -> checked inputs -> feature rows -> score, interval, explanation.
+
+The per-request path uses plain objects (no pandas); `request_tables` builds the contract tables
+for the cohort route, where a request holds many citizens."""
 
 from __future__ import annotations
 
