@@ -65,7 +65,10 @@ class ModelHolder:
         with self._lock:
             try:
                 version, alias = _resolve_version(self.uri)
-                model = load_scoring_model(self.uri)
+                name = self.uri[len("models:/"):].split("@")[0].split("/")[0] if self.uri.startswith("models:/") else None
+                # load the version the alias pointed at, so the label served is the model served
+                # even if the alias moves between the two calls
+                model = load_scoring_model(f"models:/{name}/{version}" if name and version else self.uri)
                 smoke_check(model)
             except Exception as error:  # any failure keeps the old model serving
                 reason = f"{self.uri}: {error.__class__.__name__}: {str(error)[:300]}"
@@ -73,8 +76,7 @@ class ModelHolder:
                 if self.current is None:
                     self.last_error = reason
                 return False, reason
-            name = self.uri[len("models:/"):].split("@")[0].split("/")[0] if self.uri.startswith("models:/") else self.uri
-            self.current = Loaded(model, name, version, alias, self.uri)  # atomic swap
+            self.current = Loaded(model, name or self.uri, version, alias, self.uri)  # atomic swap
             self.last_error = None
             return True, f"serving {name} version {version}"
 
