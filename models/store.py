@@ -75,6 +75,21 @@ def log_scoring_model(model: ScoringModel, example: pd.DataFrame) -> str:
     return info.model_uri
 
 
+def resolve_model_uri(uri: str) -> tuple[str, str | None, str | None, str | None]:
+    """(uri to load, name, version, alias) for a models:/ URI, the alias looked up in the registry
+    and the URI pinned to that version, so what is loaded is the version reported even if the
+    alias moves meanwhile; any other URI comes back as it is with no name, version or alias."""
+    if not uri.startswith("models:/"):
+        return uri, None, None, None
+    rest = uri[len("models:/"):]
+    if "@" in rest:
+        name, alias = rest.split("@", 1)
+        version = str(mlflow.MlflowClient().get_model_version_by_alias(name, alias).version)
+        return f"models:/{name}/{version}", name, version, alias
+    name, _, version = rest.partition("/")
+    return uri, name, version or None, None
+
+
 def load_scoring_model(uri: str = CHAMPION_URI) -> ScoringModel:
     pyfunc = mlflow.pyfunc.load_model(uri)
     return pyfunc.unwrap_python_model().scoring_model

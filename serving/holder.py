@@ -21,19 +21,6 @@ class Loaded:
     uri: str
 
 
-def _resolve_version(uri: str) -> tuple[str | None, str | None]:
-    """(version, alias) of a models:/ URI; (None, None) for a plain path."""
-    from mlflow import MlflowClient
-    if not uri.startswith("models:/"):
-        return None, None
-    rest = uri[len("models:/"):]
-    if "@" in rest:
-        name, alias = rest.split("@", 1)
-        return str(MlflowClient().get_model_version_by_alias(name, alias).version), alias
-    name, _, version = rest.partition("/")
-    return version or None, None
-
-
 def smoke_check(model: ScoringModel) -> None:
     """Score the built-in example citizen; raise if anything is off."""
     from serving.citizen import score_citizen
@@ -54,21 +41,19 @@ class ModelHolder:
         self._lock = threading.Lock()  # one load at a time; readers never wait
 
     def champion_version(self) -> str | None:
+        from models.store import resolve_model_uri
         try:
-            return _resolve_version(self.uri)[0]
-        except Exception:
+            return resolve_model_uri(self.uri)[2]
+        except Exception:  # registry unreachable or alias gone: nothing to compare
             return None
 
     def load(self) -> tuple[bool, str]:
         """Load the model at self.uri; swap it in only when it loads and passes the smoke check."""
-        from models.store import load_scoring_model
+        from models.store import load_scoring_model, resolve_model_uri
         with self._lock:
             try:
-                version, alias = _resolve_version(self.uri)
-                name = self.uri[len("models:/"):].split("@")[0].split("/")[0] if self.uri.startswith("models:/") else None
-                # load the version the alias pointed at, so the label served is the model served
-                # even if the alias moves between the two calls
-                model = load_scoring_model(f"models:/{name}/{version}" if name and version else self.uri)
+                pinned, name, version, alias = resolve_model_uri(self.uri)
+                model = load_scoring_model(pinned)
                 smoke_check(model)
             except Exception as error:  # any failure keeps the old model serving
                 reason = f"{self.uri}: {error.__class__.__name__}: {str(error)[:300]}"

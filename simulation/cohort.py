@@ -163,7 +163,7 @@ def cohort_tables(run: CohortRun, schema: IndicatorSchema, params: TrueParameter
     return {
         "persons": persons,
         "measurements": _measurement_table(run, schema),
-        "activities": _activity_table(run, params),
+        "activities": _activity_table(run),
         "outcomes": _outcome_table(run, params, rng),
     }
 
@@ -195,7 +195,7 @@ def _measurement_table(run: CohortRun, schema: IndicatorSchema) -> pd.DataFrame:
     return table.sort_values(["person_id", "measured_at", "respondent"], kind="stable").reset_index(drop=True)
 
 
-def _activity_table(run: CohortRun, params: TrueParameters) -> pd.DataFrame:
+def _activity_table(run: CohortRun) -> pd.DataFrame:
     starts, ends = run.log["starts"], run.log["ends"]
     if not starts:
         return pd.DataFrame({"person_id": [], "kind": [], "start": _dates([]), "end": _dates([])})
@@ -213,13 +213,11 @@ def _activity_table(run: CohortRun, params: TrueParameters) -> pd.DataFrame:
         table = table.merge(end, on=["person", "kind", "spell"], how="left")
     else:
         table["end"] = np.nan
-    # an activity still running when the person starts a job ends the day before
+    # an activity still running when the person starts a job ends the day before (inf: no job)
     job = run.job_month[table["person"].to_numpy()]
-    job_day = np.where(job >= 0, run.world.month_start[np.maximum(job, 0)] - 1, np.iinfo(np.int64).max)
-    running = table["end"].isna().to_numpy() & (job >= 0)
-    end = table["end"].to_numpy(dtype=float).copy()
-    end[running] = job_day[running]
-    end = np.where(np.isnan(end), np.nan, np.minimum(end, job_day.astype(float)))
+    job_day = np.where(job >= 0, run.world.month_start[np.maximum(job, 0)] - 1.0, np.inf)
+    end = np.fmin(table["end"].to_numpy(dtype=float), job_day)  # fmin: a missing end takes the job day
+    end[np.isinf(end)] = np.nan
     result = pd.DataFrame({
         "person_id": run.people.person_id[table["person"].to_numpy()],
         "kind": np.array(ACTIVITY_KINDS)[table["kind"].to_numpy()],

@@ -42,8 +42,8 @@ def simulate(persons: int = 4000, seed: int = 7, out: str | Path = "data/bip",
         table.to_parquet(out / f"{name}.parquet", index=False)
     if not truth:
         return {"persons": persons, "measurement_rows": int(len(tables["measurements"])), "truth": False}
-    truth, se, occasions = truth_table(params, run, paths, seed + 1)
-    truth.to_parquet(out / "truth_probabilities.parquet", index=False)
+    probabilities, se, occasions = truth_table(params, run, paths, seed + 1)
+    probabilities.to_parquet(out / "truth_probabilities.parquet", index=False)
     effect_persons = 4000  # its own counterfactual cohort: enough persons for a stable ratio
     truth_json = {
         "seed": seed,
@@ -64,7 +64,7 @@ def simulate(persons: int = 4000, seed: int = 7, out: str | Path = "data/bip",
         "caseworker_optimism_effect": optimism_effect(effect_persons, params, seed),
     }
     (out / "truth.json").write_text(json.dumps(truth_json, indent=2, ensure_ascii=False, default=str))
-    return summarise(tables, truth, truth_json, schema)
+    return summarise(tables, probabilities, truth_json, schema)
 
 
 def _caseworker_ids(run):

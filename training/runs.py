@@ -5,7 +5,8 @@ from __future__ import annotations
 import mlflow
 from mlflow import MlflowClient
 
-from models.store import CHAMPION, EXPERIMENT, MODEL_NAME, configure_tracking
+from models.store import EXPERIMENT, MODEL_NAME, configure_tracking
+from training.tracking import champion_version
 
 COLUMNS = [("validation_log_loss", "val logloss"), ("test_roc_auc", "test AUC"), ("test_brier", "test Brier"),
            ("test_log_loss", "test logloss"), ("test_ece", "test ECE"), ("oracle_test_roc_auc", "oracle AUC"),
@@ -14,10 +15,7 @@ COLUMNS = [("validation_log_loss", "val logloss"), ("test_roc_auc", "test AUC"),
 
 def _versions_by_run() -> dict[str, tuple[str, bool]]:
     client = MlflowClient()
-    try:
-        champion = client.get_model_version_by_alias(MODEL_NAME, CHAMPION).version
-    except Exception:
-        champion = None
+    champion = champion_version()
     try:
         versions = client.search_model_versions(f"name='{MODEL_NAME}'")
     except Exception:

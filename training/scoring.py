@@ -9,29 +9,19 @@ import pandas as pd
 from features.build import latest_occasions, measurement_occasions
 from features.tables import read_tables
 from features.validation import validate_tables
-from models.store import CHAMPION_URI, configure_tracking, load_scoring_model
-
-
-def _model_version(uri: str) -> str:
-    from mlflow import MlflowClient
-    if uri.startswith("models:/") and "@" in uri:
-        name, alias = uri[len("models:/"):].split("@", 1)
-        return str(MlflowClient().get_model_version_by_alias(name, alias).version)
-    if uri.startswith("models:/") and uri.count("/") >= 2:
-        return uri.rsplit("/", 1)[-1]
-    return uri
+from models.store import CHAMPION_URI, configure_tracking, load_scoring_model, resolve_model_uri
 
 
 def score_cohort(data: str | Path, out: str | Path, at: str = "latest", explain: bool = False,
                  model_uri: str | None = None) -> pd.DataFrame:
     configure_tracking()
-    uri = model_uri or CHAMPION_URI
+    uri, _, version, _ = resolve_model_uri(model_uri or CHAMPION_URI)
     model = load_scoring_model(uri)
     tables = read_tables_for_scoring(data)
     validate_tables(tables, model.schema)
     requests = latest_occasions(tables["measurements"]) if at == "latest" else measurement_occasions(tables["measurements"])
     frame = model.score_frame(requests, tables, explain=explain)
-    frame.insert(3, "model_version", _model_version(uri))
+    frame.insert(3, "model_version", version or uri)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".csv":
