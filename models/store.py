@@ -10,18 +10,18 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
+from bip.config import DEFAULT_TRACKING_URI, get_settings
 from models.scoring import ScoringModel
 
-MODEL_NAME = "bip-employment"
-CHAMPION = "champion"
-CHAMPION_URI = f"models:/{MODEL_NAME}@{CHAMPION}"
-DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
-EXPERIMENT = "bip-employment"
+MODEL_NAME = get_settings().model_name
+CHAMPION = get_settings().model_alias
+CHAMPION_URI = get_settings().model_uri
+EXPERIMENT = get_settings().experiment
 
 
 def configure_tracking() -> str:
     """Use MLFLOW_TRACKING_URI when set (a team server), else the local sqlite store in mlruns/."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or get_settings().tracking_uri
     if uri == DEFAULT_TRACKING_URI:
         Path("mlruns").mkdir(exist_ok=True)
     mlflow.set_tracking_uri(uri)

@@ -1,0 +1,88 @@
+"""The one configuration object: every setting of the service, training and evaluation.
+
+Read from the environment (prefix BIP_, e.g. BIP_MAX_BODY_BYTES; the tracking URI from
+MLFLOW_TRACKING_URI as MLflow's own tools expect). Code asks `get_settings()`; tests build a
+`Settings(...)` with overrides and pass it where needed. Training logs the values it used as
+MLflow params (`Settings.training_params()`).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
+
+
+class Settings(BaseSettings):
+    """All settings; field names are the environment variables without the BIP_ prefix."""
+
+    model_config = SettingsConfigDict(env_prefix="BIP_", protected_namespaces=(), extra="ignore")
+
+    # --- MLflow and the registry
+    tracking_uri: str = Field(DEFAULT_TRACKING_URI,
+                              validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "BIP_TRACKING_URI"))
+    model_name: str = "bip-employment"
+    model_alias: str = "champion"
+    experiment: str = "bip-employment"
+    evaluation_experiment: str = "bip-evaluations"
+
+    # --- the service
+    keys_file: Path = Path("var/keys.json")          # hashed API keys and roles
+    audit_log: Path = Path("var/audit.jsonl")        # one JSON line per request
+    audit_salt_file: Path = Path("var/audit_salt")   # secret salt for hashing person ids
+    reload_interval_s: float = 60.0                  # how often to check the champion alias; 0 = never
+    require_keys: bool = True
+    demo_data: Path | None = Path("data/bip")         # the synthetic cohort offered on the caseworker page
+
+    # --- limits, checked before any work
+    max_body_bytes: int = 64 * 1024 * 1024
+    max_cohort_citizens: int = 100_000               # per cohort request or job
+    max_table_rows: int = 2_000_000                  # per uploaded table (Parquet metadata / streamed CSV count)
+    max_decompressed_bytes: int = 1024 * 1024 * 1024  # per uploaded Parquet table, uncompressed size from metadata
+    max_string_chars: int = 200                      # any text cell or field
+    max_listed_problems: int = 1000
+    inline_cohort_citizens: int = 2_000              # cohorts up to this size are scored in the request
+
+    # --- jobs (heavy work off the request path)
+    jobs_dir: Path = Path("var/jobs")                # job store: one SQLite file plus result files
+    job_workers: int = 1                             # jobs running at once on this machine
+    job_queue: int = 4                               # jobs waiting; beyond this: 429 with Retry-After
+    job_memory_bytes: int = 6 * 1024 * 1024 * 1024   # address-space ceiling per job process
+    job_retention_s: int = 24 * 3600                 # results (pseudonymous ids + scores) deleted after this
+    dask_address: str | None = None                  # run jobs on this Dask scheduler instead of locally
+
+    # --- training
+    horizon_months: int = 12
+    folds: int = 5
+    search_grid: list[tuple[int, bool]] = [(3, True), (5, True), (3, False), (5, False)]  # (depth, monotone)
+    within_noise: float = 0.003                      # relative log-loss difference treated as a tie
+    max_rounds: int = 1500
+    search_max_examples: int = 150_000
+
+    # --- evaluation
+    min_arm: int = 20                                # fewer treated or controls than this: no estimate
+    smd_warning: float = 0.1                         # a covariate left unbalanced beyond this is flagged
+    trim: float = 0.02                               # propensity trimming
+    treatment_window_days: int = 31                  # a kind starting within this many days is "treated"
+    follow_up_3m_days: tuple[int, int] = (45, 135)
+    follow_up_6m_days: tuple[int, int] = (135, 225)
+
+    @property
+    def model_uri(self) -> str:
+        """The registry URI the service loads: models:/NAME@ALIAS."""
+        return f"models:/{self.model_name}@{self.model_alias}"
+
+    def training_params(self) -> dict[str, str]:
+        """The training constants as flat strings, for mlflow.log_params."""
+        names = ("horizon_months", "folds", "search_grid", "within_noise", "max_rounds", "search_max_examples")
+        return {f"config.{name}": str(getattr(self, name)) for name in names}
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once."""
+    return Settings()
