@@ -20,7 +20,8 @@ DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
 class Settings(BaseSettings):
     """All settings; field names are the environment variables without the BIP_ prefix."""
 
-    model_config = SettingsConfigDict(env_prefix="BIP_", protected_namespaces=(), extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="BIP_", protected_namespaces=(), extra="ignore",
+                                      populate_by_name=True)
 
     # --- MLflow and the registry
     tracking_uri: str = Field(DEFAULT_TRACKING_URI,
@@ -82,7 +83,21 @@ class Settings(BaseSettings):
         return {f"config.{name}": str(getattr(self, name)) for name in names}
 
 
-@lru_cache(maxsize=1)
+_chosen: Settings | None = None
+
+
 def get_settings() -> Settings:
-    """The process-wide settings, read from the environment once."""
+    """The process-wide settings: those chosen with use_settings, else read from the environment once."""
+    return _chosen or _from_environment()
+
+
+@lru_cache(maxsize=1)
+def _from_environment() -> Settings:
     return Settings()
+
+
+def use_settings(settings: Settings | None) -> None:
+    """Make `settings` the process-wide settings (the service's app factory and job processes do;
+    None goes back to the environment)."""
+    global _chosen
+    _chosen = settings

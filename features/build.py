@@ -242,3 +242,18 @@ def measurement_occasions(measurements: pd.DataFrame) -> pd.DataFrame:
 def latest_occasions(measurements: pd.DataFrame) -> pd.DataFrame:
     """Each person's latest measurement date."""
     return measurement_occasions(measurements).groupby("person_id", as_index=False).last()
+
+
+GROUP_COLUMNS = ["jobcenter", "gender", "age_band", "origin"]
+
+
+def add_group_columns(frame: pd.DataFrame, persons: pd.DataFrame) -> pd.DataFrame:
+    """The reporting groups (jobcenter, gender, age band at as_of, origin) added to rows keyed by
+    person_id and as_of; the one place scores get their groups."""
+    people = persons.drop_duplicates("person_id").set_index("person_id")
+    out = frame.copy()
+    for column in ("jobcenter", "gender", "origin"):
+        out[column] = out["person_id"].map(people[column])
+    birth_year = pd.to_numeric(out["person_id"].map(people["birth_year"]))
+    out["age_band"] = age_band(_as_datetime(out["as_of"]).dt.year - birth_year)
+    return out

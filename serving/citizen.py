@@ -14,15 +14,8 @@ from features.citizen import CitizenFeatures, Rating, Spell
 from features.validation import Problem, citizen_problems
 from models.scoring import ScoringModel, sigmoid
 from serving import texts
+from serving.errors import InputProblems
 from serving.schemas import ScoreRequest
-
-
-class InputProblems(Exception):
-    """Input that parses but breaks the data contract; carries every problem found."""
-
-    def __init__(self, problems: list[dict]):
-        self.problems = problems
-        super().__init__(f"{len(problems)} problem(s)")
 
 
 _TABLE_TO_FIELD = {"persons": "person", "measurements": "measurements", "activities": "activities"}

@@ -18,7 +18,7 @@ def serve_command(
     """Serve the API and pages; loads the champion at start."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # one thread per worker: no oversubscription
     import uvicorn
-    uvicorn.run("serving.app:create_app", factory=True, host=host, port=port, workers=workers,
+    uvicorn.run("serving.main:create_app", factory=True, host=host, port=port, workers=workers,
                 log_level="info", access_log=False)
 
 
@@ -26,7 +26,7 @@ def serve_command(
 def add_key_command(role: str = typer.Option(..., help="caseworker, evaluator or admin")) -> None:
     """Print a new API key for ROLE and store only its hash (BIP_KEYS_FILE, default var/keys.json)."""
     from serving.keys import ROLES, add_key
-    from serving.settings import Settings
+    from bip.config import Settings
     if role not in ROLES:
         raise typer.BadParameter(f"{role!r}: allowed {', '.join(ROLES)}", param_hint="--role")
     settings = Settings()

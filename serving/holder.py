@@ -19,6 +19,7 @@ class Loaded:
     version: str | None
     alias: str | None
     uri: str
+    pinned_uri: str  # the version loaded (models:/NAME/VERSION): jobs load exactly this one
 
 
 def smoke_check(model: ScoringModel) -> None:
@@ -61,7 +62,7 @@ class ModelHolder:
                 if self.current is None:
                     self.last_error = reason
                 return False, reason
-            self.current = Loaded(model, name or self.uri, version, alias, self.uri)  # atomic swap
+            self.current = Loaded(model, name or self.uri, version, alias, self.uri, pinned)  # atomic swap
             self.last_error = None
             return True, f"serving {name} version {version}"
 

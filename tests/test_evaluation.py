@@ -91,29 +91,3 @@ def test_bip_mode_builds_an_as_of_start_cohort_and_estimates(small_tables, small
     assert abs(result["estimate"] - truth["true_att_12m"]) < 4 * result["se"] + 0.02
     assert {s["group"] for s in result["subgroups"]} == {"jobcenter", "age_band", "readiness_band"}
     assert any(k.startswith("change_caseworker_belief_3m") for k in result["progression"])
-
-
-def test_api_evaluations_generic_and_bip_mode(tmp_path, small_cohort_dir, serving_store):
-    from fastapi.testclient import TestClient
-
-    from serving.app import create_app
-    from serving.keys import add_key
-    from serving.settings import Settings
-    settings = Settings(keys_file=tmp_path / "keys.json", audit_log=tmp_path / "audit.jsonl",
-                        audit_salt_file=tmp_path / "salt", reload_interval_s=0)
-    evaluator = {"X-API-Key": add_key(settings.keys_file, "evaluator")[1]}
-    caseworker = {"X-API-Key": add_key(settings.keys_file, "caseworker")[1]}
-    frame, _, _ = confounded_cohort(n=1500)
-    with TestClient(create_app(settings)) as client:
-        files = {"cohort": ("cohort.csv", frame.to_csv(index=False).encode())}
-        data = {"treatment": "treated", "outcome": "job", "covariates": "x1,x2,region"}
-        response = client.post("/v1/evaluations", files=files, data=data, headers=evaluator)
-        assert response.status_code == 200, response.text
-        assert {"estimate", "ci_low", "ci_high", "diagnostics"} <= set(response.json())
-        assert client.post("/v1/evaluations", files=files, data=data, headers=caseworker).status_code == 403
-        bad = client.post("/v1/evaluations", files=files, data={**data, "outcome": "salary"}, headers=evaluator)
-        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "outcome"
-        tables = {name: (f"{name}.parquet", (small_cohort_dir / f"{name}.parquet").read_bytes())
-                  for name in ("persons", "measurements", "activities", "outcomes")}
-        html = client.post("/v1/evaluations?format=html", files=tables, data={"kind": "virksomhedspraktik"}, headers=evaluator)
-        assert html.status_code == 200 and "virksomhedspraktik" in html.text and "<img" in html.text

@@ -10,14 +10,14 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from serving.app import create_app
+from serving.main import create_app
 from serving.keys import add_key
-from serving.settings import Settings
+from bip.config import Settings
 
 
 def citizen_body(tables, person_id, as_of=None):
     """The person's history as a /v1/score body, cut at as_of when given."""
-    from serving.app import citizen_body as body_of
+    from serving.demo import citizen_body as body_of
     if as_of is not None:
         m = tables["measurements"]
         tables = {**tables, "measurements": m[(m["person_id"] != person_id) | (m["measured_at"] <= as_of)]}
@@ -30,7 +30,7 @@ def citizen_body(tables, person_id, as_of=None):
 def settings(tmp_path_factory, serving_store):
     folder = tmp_path_factory.mktemp("service")
     return Settings(keys_file=folder / "keys.json", audit_log=folder / "audit.jsonl",
-                    audit_salt_file=folder / "salt", reload_interval_s=0)
+                    audit_salt_file=folder / "salt", jobs_dir=folder / "jobs", reload_interval_s=0)
 
 
 @pytest.fixture(scope="module")
@@ -201,13 +201,14 @@ def test_too_large_a_body_is_413(settings, keys, body, serving_store):
 
 
 def test_no_model_answers_503_with_a_reason(settings, keys, body):
-    missing = settings.model_copy(update={"model_uri": "models:/no-such-model@champion"})
+    missing = settings.model_copy(update={"model_name": "no-such-model"})
     with TestClient(create_app(missing)) as client:
         assert client.get("/health").status_code == 200
         ready = client.get("/ready")
-        assert ready.status_code == 503 and "no-such-model" in ready.json()["reason"]
+        # anyone may ask /ready: it says there is no model, not the registry's error
+        assert ready.status_code == 503 and ready.json()["reason"] == "no model loaded"
         response = client.post("/v1/score", json=body, headers=h(keys, "caseworker"))
-        assert response.status_code == 503 and "no model loaded" in response.json()["detail"]
+        assert response.status_code == 503 and "no-such-model" in response.json()["detail"]
 
 
 def test_audit_has_pseudonyms_only(client, keys, body, settings):
@@ -272,7 +273,7 @@ def test_cohort_errors_name_line_and_table_rows(client, keys, small_tables):
     bad["person"]["origin"] = "mars"
     headers = {**h(keys, "evaluator"), "content-type": "application/x-ndjson"}
     errors = _errors(client.post("/v1/cohorts/score", content=good + "\n" + json.dumps(bad), headers=headers))
-    assert "line[1].person.origin" in errors
+    assert "line[2].person.origin" in errors  # lines numbered as in the body, from 1
     files = _tables_upload(small_tables, small_tables["persons"]["person_id"].head(5).tolist(), "csv")
     measurements = pd.read_csv(io.BytesIO(files["measurements"][1]))
     measurements.loc[2, "job_search"] = 7

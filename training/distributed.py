@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.build import latest_occasions, measurement_occasions
+from models.batch import score_tables
 
 
 def partition_of(person_id: str, partitions: int) -> int:
@@ -29,24 +29,23 @@ def _model(uri: str):
     return load_scoring_model(uri)
 
 
-def score_partition(data: str, person_ids: list[str], uri: str, at: str, explain: bool) -> pd.DataFrame:
-    """One task: the persons' rows only, scored as `bip score` would."""
+def score_partition(data: str, person_ids: list[str], uri: str, at: str, explain: bool,
+                    model_version: str | None = None) -> pd.DataFrame:
+    """One task: the persons' rows only, scored by the same score_tables as `bip score`."""
     wanted = [("person_id", "in", list(person_ids))]
     tables = {name: pd.read_parquet(Path(data) / f"{name}.parquet", filters=wanted)
               for name in ("persons", "measurements", "activities") if (Path(data) / f"{name}.parquet").exists()}
-    model = _model(uri)
-    measured = tables["measurements"]
-    requests = latest_occasions(measured) if at == "latest" else measurement_occasions(measured)
-    return model.score_frame(requests, tables, explain=explain)
+    return score_tables(_model(uri), tables, at, explain, model_version=model_version)
 
 
 def score_on_dask(client, data: str | Path, uri: str, at: str = "latest", explain: bool = False,
-                  partitions: int | None = None) -> pd.DataFrame:
-    """Score every person in `data` on the cluster behind `client`; rows sorted like `bip score`."""
+                  partitions: int | None = None, model_version: str | None = None) -> pd.DataFrame:
+    """Score every person in `data` on the cluster behind `client`; rows sorted like `bip score`.
+    `uri` should be pinned to a version (models:/NAME/VERSION) so every worker loads the same one."""
     persons = pd.read_parquet(Path(data) / "persons.parquet", columns=["person_id"])["person_id"]
     partitions = partitions or max(1, 2 * sum(client.nthreads().values()))
     groups = persons.groupby(persons.map(lambda p: partition_of(p, partitions))).apply(list)
-    futures = [client.submit(score_partition, str(data), ids, uri, at, explain, pure=False) for ids in groups]
+    futures = [client.submit(score_partition, str(data), ids, uri, at, explain, model_version, pure=False) for ids in groups]
     frames = client.gather(futures)
     result = pd.concat(frames, ignore_index=True)
     return result.sort_values(["person_id", "as_of"], kind="stable").reset_index(drop=True)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.build import latest_occasions, measurement_occasions
 from features.tables import read_tables
 from features.validation import validate_tables
+from models.batch import score_tables
 from models.store import CHAMPION_URI, configure_tracking, load_scoring_model, resolve_model_uri
 
 
@@ -19,9 +19,7 @@ def score_cohort(data: str | Path, out: str | Path, at: str = "latest", explain:
     model = load_scoring_model(uri)
     tables = read_tables_for_scoring(data)
     validate_tables(tables, model.schema)
-    requests = latest_occasions(tables["measurements"]) if at == "latest" else measurement_occasions(tables["measurements"])
-    frame = model.score_frame(requests, tables, explain=explain)
-    frame.insert(3, "model_version", version or uri)
+    frame = score_tables(model, tables, at, explain, model_version=version or uri)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".csv":

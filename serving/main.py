@@ -1,0 +1,73 @@
+"""The app factory: settings, lifespan, middleware and routers; nothing else lives here."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+from bip.config import Settings, get_settings, use_settings
+from serving.audit import AuditLog, load_salt
+from serving.demo import DemoCohort
+from serving.errors import install_error_handlers
+from serving.holder import ModelHolder
+from serving.jobs import JobStore
+from serving.keys import KeyStore
+from serving.middleware import AuditTrail, Authenticate, BodyLimit
+from serving.routes import cohorts, evaluations, jobs, model, pages, score, service
+
+log = logging.getLogger("bip.serving")
+ROUTERS = (service, model, score, cohorts, evaluations, jobs, pages)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The service: every dependency built from one Settings object (the environment by default)."""
+    settings = settings or get_settings()
+    use_settings(settings)  # code below the routes (model store, jobs) reads the same settings
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        from models.store import configure_tracking
+        configure_tracking()
+        await run_in_threadpool(app.state.holder.load)
+        task = asyncio.create_task(_watch_champion(app)) if settings.reload_interval_s > 0 else None
+        yield
+        if task:
+            task.cancel()
+
+    app = FastAPI(title="bip-score", version="0.2.0", lifespan=lifespan,
+                  description="Explainable employment-likelihood scores from BIP progression measurements. "
+                              "Send the API key in the X-API-Key header.")
+    app.state.settings = settings
+    app.state.holder = ModelHolder(settings.model_uri)
+    app.state.jobs = JobStore(settings.jobs_dir, settings)
+    app.state.demo = DemoCohort(settings.demo_data)
+    keys = KeyStore(settings.keys_file)
+    audit = AuditLog(settings.audit_log, load_salt(settings.audit_salt_file))
+
+    # outermost last: the body limit sees bytes first, then the key is checked, then the audit
+    app.add_middleware(AuditTrail, audit=audit, holder=app.state.holder)
+    routes = [route for module in ROUTERS for route in module.router.routes]  # the routers as written, unprefixed
+    app.add_middleware(Authenticate, routes=routes, keys=keys, require_keys=settings.require_keys)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    install_error_handlers(app)
+    for module in ROUTERS:
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "pages"), name="static")
+    return app
+
+
+async def _watch_champion(app: FastAPI):
+    """Follow the champion alias: a promotion reaches this worker within reload_interval_s."""
+    while True:
+        await asyncio.sleep(app.state.settings.reload_interval_s)
+        try:
+            await run_in_threadpool(app.state.holder.reload_if_changed)
+            await run_in_threadpool(app.state.jobs.dispatch)  # and keep the job queue moving
+        except Exception:  # a registry hiccup must not stop the watcher
+            log.exception("champion check failed")

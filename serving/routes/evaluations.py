@@ -1,0 +1,62 @@
+"""Intervention evaluations: always a job."""
+
+from __future__ import annotations
+
+import shutil
+
+from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi.concurrency import run_in_threadpool
+
+from serving.deps import AppSettings, Evaluator, Holder, Jobs
+from serving.errors import InputProblems
+from serving.routes.jobs import staging_dir, submit_job
+from serving.uploads import check_tables, save_uploads
+
+router = APIRouter(tags=["evaluations"])
+
+
+@router.post("/v1/evaluations", status_code=202,
+             responses={202: {"description": "the evaluation was queued; poll its status_url"},
+                        413: {"description": "over a size limit"}, 429: {"description": "job queue full"}})
+async def evaluations(
+    caller: Evaluator, settings: AppSettings, jobs: Jobs, holder: Holder,
+    cohort: UploadFile | None = File(None, description="generic mode: one row per unit (.csv or .parquet)"),
+    treatment: str | None = Form(None, max_length=200, description="generic mode: the 0/1 treatment column"),
+    outcome: str | None = Form(None, max_length=200, description="generic mode: the outcome column"),
+    covariates: str | None = Form(None, max_length=10_000, description="generic mode: comma-separated covariates"),
+    subgroups: str | None = Form(None, max_length=2_000, description="generic mode: comma-separated subgroup columns"),
+    persons: UploadFile | None = File(None, description="BIP mode: persons table"),
+    measurements: UploadFile | None = File(None, description="BIP mode: measurements table"),
+    activities: UploadFile | None = File(None, description="BIP mode: activities table"),
+    outcomes: UploadFile | None = File(None, description="BIP mode: outcomes (register) table"),
+    kind: str | None = Form(None, max_length=64, description="BIP mode: the intervention kind"),
+    horizon: int = Form(12, ge=1, le=60),
+    estimand: str = Form("ATT", pattern="^(ATT|ATE)$"),
+    seed: int = Form(0, ge=0, le=2**32 - 1),
+    with_score: bool = Form(False, description="BIP mode: add the served model's score as a covariate"),
+    format: str = Query("json", pattern="^(json|html)$", description="the result's default format"),
+):
+    """The same estimate as `bip evaluate`, as a job: generic mode (a cohort file and column names)
+    or BIP mode (the four tables and an intervention kind). Answers 202 with the job's status URL;
+    the result is evaluation.json (or ?format=html, the report)."""
+    staged_dir = staging_dir(jobs)
+    try:
+        if kind is not None:
+            uploads = {"persons": persons, "measurements": measurements, "activities": activities, "outcomes": outcomes}
+            staged = await run_in_threadpool(save_uploads, uploads, staged_dir)
+            await run_in_threadpool(check_tables, staged, ("persons", "measurements", "outcomes"), settings)
+            current = holder.current
+            params = {"mode": "bip", "kind": kind, "horizon": horizon, "estimand": estimand, "seed": seed,
+                      "model_uri": current.pinned_uri if (with_score and current) else None}
+        else:
+            if cohort is None or not treatment or not outcome:
+                raise InputProblems([{"field": "cohort", "value": None, "allowed": "generic mode: a cohort file with "
+                                      "treatment and outcome; BIP mode: the four tables with kind"}])
+            staged = await run_in_threadpool(save_uploads, {"cohort": cohort}, staged_dir)
+            await run_in_threadpool(check_tables, staged, ("cohort",), settings)
+            params = {"mode": "generic", "treatment": treatment, "outcome": outcome, "estimand": estimand, "seed": seed,
+                      "covariates": covariates.split(",") if covariates else None,
+                      "subgroups": subgroups.split(",") if subgroups else None}
+        return await submit_job(jobs, caller, "evaluation", {**params, "format": format}, staged)
+    finally:
+        shutil.rmtree(staged_dir, ignore_errors=True)

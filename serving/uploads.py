@@ -1,0 +1,148 @@
+"""Uploaded tables: sizes checked from metadata before any parsing, then read into the contract.
+
+Parquet row counts and uncompressed sizes come from the file footer; CSV rows from one streamed
+pass over the bytes. Nothing is parsed, validated or scored before these checks pass."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+from fastapi import UploadFile
+
+from bip.config import Settings
+from serving.errors import InputProblems, TooLarge, problems_from_pydantic
+from serving.schemas import ScoreRequest
+
+PARQUET_MAGIC = b"PAR1"
+COMPRESSED_MAGIC = {b"\x1f\x8b": "gzip", b"PK": "zip", b"(\xb5": "zstd", b"BZ": "bzip2", b"\xfd7": "xz"}
+DATE_COLUMNS = {"persons": ("enrolled_on",), "measurements": ("measured_at",), "activities": ("start", "end"),
+                "outcomes": ("month",)}
+
+
+def is_parquet(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(4) == PARQUET_MAGIC
+
+
+def measure_upload(path: Path, name: str, settings: Settings) -> int:
+    """Rows in an uploaded table, from metadata or a streamed count; refuses what is over the
+    limits or not a plain CSV/Parquet file. Returns the row count."""
+    if is_parquet(path):
+        try:
+            meta = pq.ParquetFile(path).metadata
+        except Exception as error:  # a damaged footer
+            raise InputProblems([{"field": name, "value": path.name,
+                                  "allowed": f"a readable Parquet file ({error.__class__.__name__})"}])
+        rows = meta.num_rows
+        unpacked = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        if unpacked > settings.max_decompressed_bytes:
+            raise TooLarge(name, f"{unpacked} bytes uncompressed", f"at most {settings.max_decompressed_bytes} "
+                           "bytes uncompressed per table (BIP_MAX_DECOMPRESSED_BYTES)")
+    else:
+        with open(path, "rb") as handle:
+            head = handle.read(2)
+            kind = COMPRESSED_MAGIC.get(head)
+            if kind is not None:
+                raise InputProblems([{"field": name, "value": f"{kind}-compressed data",
+                                      "allowed": "a plain CSV file or a Parquet file (Parquet compresses itself)"}])
+            handle.seek(0)
+            rows, last = 0, b"\n"
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                rows, last = rows + block.count(b"\n"), block[-1:]
+            rows += last != b"\n"  # a last line without its newline
+            rows -= 1  # the header line
+    if rows > settings.max_table_rows:
+        raise TooLarge(name, f"{rows} rows", f"at most {settings.max_table_rows} rows per table (BIP_MAX_TABLE_ROWS)")
+    return max(rows, 0)
+
+
+def read_table_file(path: Path, name: str) -> pd.DataFrame:
+    """One contract table from a checked CSV or Parquet file; dates must be ISO 8601 (YYYY-MM-DD)."""
+    try:
+        frame = pd.read_parquet(path) if is_parquet(path) else pd.read_csv(path)
+    except Exception as error:
+        raise InputProblems([{"field": name, "value": path.name,
+                              "allowed": f"a readable CSV or Parquet file ({error.__class__.__name__})"}])
+    for column in DATE_COLUMNS.get(name, ()):
+        if column in frame and not pd.api.types.is_datetime64_any_dtype(frame[column]):
+            # one declared format for the whole column, never a guess per cell; cells that are not
+            # ISO dates become missing and the validator names their rows
+            frame[column] = pd.to_datetime(frame[column], errors="coerce", format="ISO8601")
+    return frame
+
+
+def save_uploads(uploads: dict[str, UploadFile | None], folder: Path) -> dict[str, Path]:
+    """Copy the uploaded files to `folder` (streamed, never whole in memory) as NAME.parquet or
+    NAME.csv by their content; name -> path. Blocking: call it in a thread."""
+    folder.mkdir(parents=True, exist_ok=True)
+    saved = {}
+    for name, upload in uploads.items():
+        if upload is None:
+            continue
+        upload.file.seek(0)
+        suffix = ".parquet" if upload.file.read(4) == PARQUET_MAGIC else ".csv"
+        upload.file.seek(0)
+        path = folder / f"{name}{suffix}"
+        with open(path, "wb") as out:
+            shutil.copyfileobj(upload.file, out, 1 << 20)
+        saved[name] = path
+    return saved
+
+
+def check_tables(paths: dict[str, Path], required: tuple[str, ...], settings: Settings) -> dict[str, int]:
+    """Every required table present and within limits; rows per table. Citizens are capped by the
+    persons table's rows."""
+    problems = [{"field": name, "value": None, "allowed": "a .csv or .parquet file"}
+                for name in required if name not in paths]
+    if problems:
+        raise InputProblems(problems)
+    rows = {name: measure_upload(path, name, settings) for name, path in paths.items()}
+    if rows.get("persons", 0) > settings.max_cohort_citizens:
+        raise TooLarge("persons", f"{rows['persons']} citizens",
+                       f"at most {settings.max_cohort_citizens} citizens per request (BIP_MAX_COHORT_CITIZENS)")
+    return rows
+
+
+def read_tables(paths: dict[str, Path]) -> dict[str, pd.DataFrame]:
+    """The checked files as contract tables."""
+    tables, problems = {}, []
+    for name, path in paths.items():
+        try:
+            tables[name] = read_table_file(path, name)
+        except InputProblems as error:
+            problems += error.problems
+    if problems:
+        raise InputProblems(problems)
+    return tables
+
+
+def count_json_lines(raw: bytes) -> int:
+    return sum(1 for line in io.BytesIO(raw) if line.strip())
+
+
+def tables_from_json_lines(raw: bytes, schema) -> dict[str, pd.DataFrame]:
+    """Citizens as JSON lines (one /v1/score body each) -> the contract tables; problems name the line
+    (numbered from 1)."""
+    from serving.citizen import request_tables
+    parts = {"persons": [], "measurements": [], "activities": []}
+    problems = []
+    for number, line in enumerate(raw.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            request = ScoreRequest.model_validate_json(line)
+        except Exception as error:  # pydantic's ValidationError, or undecodable bytes
+            errors = error.errors() if hasattr(error, "errors") else [{"loc": (), "input": None, "msg": "valid JSON"}]
+            problems += problems_from_pydantic(errors, prefix=f"line[{number}].")
+            continue
+        for name, table in request_tables(request, schema).items():
+            parts[name].append(table)
+    if problems:
+        raise InputProblems(problems)
+    if not parts["persons"]:
+        raise InputProblems([{"field": "body", "value": None, "allowed": "at least one citizen (one JSON object per line)"}])
+    return {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items() if frames}

@@ -1,0 +1,125 @@
+"""The heavy work behind the cohort and evaluation routes, run as jobs (serving.jobs) or, for small
+cohorts, inline. One function per job; the request worker only checks sizes and saves inputs."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import date
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from features.validation import find_problems
+from models.batch import score_tables
+from serving.errors import InputProblems, table_problems
+from serving.uploads import read_tables, tables_from_json_lines
+
+Progress = Callable[[float, str], None]
+MEDIA_TYPES = {"json": "application/json", "csv": "text/csv; charset=utf-8",
+               "parquet": "application/vnd.apache.parquet", "html": "text/html; charset=utf-8"}
+CHUNKS = 10  # cohorts are scored in about this many slices of persons: progress and bounded memory
+
+
+def _quiet(fraction: float, message: str) -> None:
+    pass
+
+
+def cohort_tables(inputs: dict[str, Path], schema, progress: Progress = _quiet) -> dict[str, pd.DataFrame]:
+    """The checked upload (table files, or JSON lines in `body`) as validated contract tables."""
+    progress(0.02, "reading the tables")
+    if "body" in inputs:
+        tables = tables_from_json_lines(inputs["body"].read_bytes(), schema)
+    else:
+        tables = read_tables(inputs)
+    progress(0.1, "checking the tables against the data contract")
+    problems = find_problems(tables, schema, pd.Timestamp(date.today()))
+    if problems:
+        raise InputProblems(table_problems(problems))
+    return tables
+
+
+def score_cohort(model, version: str | None, tables: dict[str, pd.DataFrame], at: str, explain: bool,
+                 with_groups: bool, progress: Progress = _quiet) -> pd.DataFrame:
+    """score_tables over slices of persons, so progress can be told and memory stays bounded."""
+    persons = tables["persons"]["person_id"].drop_duplicates().to_numpy()
+    slices = np.array_split(persons, min(CHUNKS, max(1, len(persons))))
+    frames = []
+    for i, ids in enumerate(slices):
+        part = {name: table[table["person_id"].isin(ids)] for name, table in tables.items() if table is not None}
+        frames.append(score_tables(model, part, at, explain, model_version=version, with_groups=with_groups))
+        progress(0.15 + 0.8 * (i + 1) / len(slices), f"scored {sum(len(s) for s in slices[:i + 1])} of {len(persons)} citizens")
+    frame = pd.concat(frames, ignore_index=True)
+    return frame.sort_values(["person_id", "as_of"], kind="stable").reset_index(drop=True)
+
+
+def render_scores(frame: pd.DataFrame, format: str, model: dict) -> bytes:
+    """Scores as the answer body: JSON {model, count, scores}, CSV (formula-safe) or Parquet."""
+    if format == "csv":
+        from features.tables import write_csv
+        buffer = io.StringIO()
+        write_csv(frame, buffer)
+        return buffer.getvalue().encode("utf-8")
+    if format == "parquet":
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        return buffer.getvalue()
+    records = json.loads(frame.to_json(orient="records", date_format="iso"))
+    return json.dumps({"model": model, "count": len(records), "scores": records}).encode()
+
+
+def run_job(job: dict, folder: Path, progress: Progress) -> tuple[str, str, str]:
+    """Run one job in the job process; returns (result file name, media type, closing message)."""
+    params = job["params"]
+    inputs = {name: folder / "input" / file for name, file in params["inputs"].items()}
+    if job["kind"] == "cohort_score":
+        return _cohort_job(params, inputs, folder, progress)
+    if job["kind"] == "evaluation":
+        return _evaluation_job(params, inputs, folder, progress)
+    raise ValueError(f"unknown job kind {job['kind']!r}")
+
+
+def _cohort_job(params, inputs, folder, progress):
+    from models.store import configure_tracking, load_scoring_model
+    configure_tracking()
+    progress(0.01, f"loading model version {params['model']['version']}")
+    model = load_scoring_model(params["model_uri"])
+    tables = cohort_tables(inputs, model.schema, progress)
+    frame = score_cohort(model, params["model"]["version"], tables, params["at"], params["explain"],
+                         params["with_groups"], progress)
+    name = f"scores.{params['format']}"
+    (folder / name).write_bytes(render_scores(frame, params["format"], params["model"]))
+    return name, MEDIA_TYPES[params["format"]], f"scored {len(frame)} occasions of {frame['person_id'].nunique()} citizens"
+
+
+def _evaluation_job(params, inputs, folder, progress):
+    from evaluation.estimate import EvaluationInputError, read_cohort, write_outputs
+    from evaluation.run import evaluate_generic, evaluate_intervention
+    from features.schema import load_schema
+    schema = load_schema()
+    try:
+        if params["mode"] == "bip":
+            tables = cohort_tables(inputs, schema, progress)
+            tables.setdefault("activities", pd.DataFrame(columns=["person_id", "kind", "start", "end"]))
+            progress(0.2, f"estimating the effect of {params['kind']}")
+            model = None
+            if params.get("model_uri"):
+                from models.store import configure_tracking, load_scoring_model
+                configure_tracking()
+                model = load_scoring_model(params["model_uri"])
+            result = evaluate_intervention(tables, schema, params["kind"], params["horizon"], params["estimand"],
+                                           params["seed"], model)
+            title = f"Effect of starting {params['kind']} on job or education within {params['horizon']} months"
+        else:
+            frame = read_cohort(inputs["cohort"])
+            progress(0.2, f"estimating the effect of {params['treatment']}")
+            result = evaluate_generic(frame, params["treatment"], params["outcome"], params["covariates"],
+                                      params["estimand"], params["seed"], params["subgroups"])
+            title = f"Effect of {params['treatment']} on {params['outcome']}"
+    except EvaluationInputError as error:
+        raise InputProblems([error.to_dict()])
+    progress(0.95, "writing the report")
+    write_outputs(result, folder, title)
+    return "evaluation.json", MEDIA_TYPES["json"], "evaluation done"
