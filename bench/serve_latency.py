@@ -1,8 +1,10 @@
-"""Latency of /v1/score with full explanation against `mlflow models serve` scoring the same
-champion's feature row without explanation. Both warm, one client, requests interleaved.
+"""Latency of /v1/score with full explanation against `mlflow models serve` (OMP_NUM_THREADS=1,
+warm) of (a) the champion's own booster saved with MLflow's plain XGBoost flavor and (b) a
+300-tree depth-6 50-feature XGBoost model, both scoring one feature row without explanation.
+One client, requests interleaved, all in one run.
 
 Run after `make run` has registered a champion:  .venv/bin/python bench/serve_latency.py [--n 500]
-Prints p50 and p99 of each and the ratio (mlflow / ours). Needs nothing but loopback.
+Prints p50 and p99 of each and the ratios (mlflow / ours). Needs nothing but loopback.
 """
 
 from __future__ import annotations
@@ -44,7 +46,12 @@ def start(command: list[str], env: dict) -> subprocess.Popen:
                             start_new_session=True)
 
 
-def feature_row(body: dict) -> dict:
+def native_models(body: dict, folder: Path) -> tuple[dict, Path, dict, Path]:
+    """(row, path) for the champion's booster in the plain XGBoost flavor, and for a 300-tree
+    depth-6 50-feature booster: the peers as their own users would serve them."""
+    import mlflow.xgboost
+    import xgboost as xgb
+
     from models.store import configure_tracking, load_scoring_model
     from serving.citizen import request_tables
     from serving.schemas import ScoreRequest
@@ -54,7 +61,17 @@ def feature_row(body: dict) -> dict:
     tables = request_tables(request, model.schema)
     as_of = max(m.measured_at for m in request.measurements)
     features = model.features(pd.DataFrame({"person_id": [request.person.person_id], "as_of": [pd.Timestamp(as_of)]}), tables)
-    return {"dataframe_split": json.loads(features.to_json(orient="split", index=False))}
+    champion = folder / "champion_xgboost"
+    mlflow.xgboost.save_model(model.estimator.booster, champion)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20_000, 50))
+    y = (X[:, :5].sum(axis=1) + rng.normal(size=len(X)) > 0).astype(int)
+    big = xgb.train({"max_depth": 6, "objective": "binary:logistic", "nthread": 1}, xgb.DMatrix(X, label=y), 300)
+    reference = folder / "xgb_300x6x50"
+    mlflow.xgboost.save_model(big, reference)
+    big_row = pd.DataFrame(X[:1], columns=[f"f{i}" for i in range(50)])
+    as_split = lambda frame: {"dataframe_split": json.loads(frame.to_json(orient="split", index=False))}  # noqa: E731
+    return as_split(features), champion, as_split(big_row), reference
 
 
 def percentiles(ms: list[float]) -> tuple[float, float]:
@@ -94,20 +111,24 @@ def main() -> None:
     from serving.keys import add_key
     _, key = add_key(ROOT / "var" / "bench_keys.json", "caseworker")
     body = json.loads((ROOT / "serving" / "example_citizen.json").read_text())
-    row = feature_row(body)
-    ours = start([str(BIN / "bip"), "serve", "--port", "8101"], env)
-    theirs = start([str(BIN / "mlflow"), "models", "serve", "-m", "models:/bip-employment@champion",
-                    "--env-manager", "local", "-p", "8102"], env)
+    row, champion, big_row, reference = native_models(body, Path(tempfile.mkdtemp()))
+    ours = start([str(BIN / "bip"), "serve", "--port", "8101", "--workers", "1"], env)
+    theirs = start([str(BIN / "mlflow"), "models", "serve", "-m", str(champion), "--env-manager", "local",
+                    "-p", "8102", "--workers", "1"], env)
+    big = start([str(BIN / "mlflow"), "models", "serve", "-m", str(reference), "--env-manager", "local",
+                 "-p", "8103", "--workers", "1"], env)
     try:
         wait_for("http://127.0.0.1:8101/ready")
         wait_for("http://127.0.0.1:8102/ping")
-        timings = {"bip /v1/score + explanation": [], "mlflow models serve, no explanation": [],
-                   "bip GET /health (no-op round trip)": []}
+        wait_for("http://127.0.0.1:8103/ping")
+        ours_name, theirs_name = "bip /v1/score + explanation", "mlflow serve, same booster, xgboost flavor"
+        big_name = "mlflow serve, 300x6x50 xgboost"
+        timings = {ours_name: [], theirs_name: [], big_name: [], "bip GET /health (no-op round trip)": []}
         with httpx.Client(timeout=10) as client:
             calls = [
-                ("bip /v1/score + explanation", lambda: client.post("http://127.0.0.1:8101/v1/score", json=body,
-                                                                    headers={"X-API-Key": key})),
-                ("mlflow models serve, no explanation", lambda: client.post("http://127.0.0.1:8102/invocations", json=row)),
+                (ours_name, lambda: client.post("http://127.0.0.1:8101/v1/score", json=body, headers={"X-API-Key": key})),
+                (theirs_name, lambda: client.post("http://127.0.0.1:8102/invocations", json=row)),
+                (big_name, lambda: client.post("http://127.0.0.1:8103/invocations", json=big_row)),
                 ("bip GET /health (no-op round trip)", lambda: client.get("http://127.0.0.1:8101/health")),
             ]
             for i in range(args.warmup + args.n):
@@ -123,13 +144,14 @@ def main() -> None:
         stats = {name: percentiles(ms) for name, ms in timings.items()}
         for name, (p50, p99) in stats.items():
             print(f"{name:40s} {p50:8.2f} {p99:8.2f}")
-        ours_p50, ours_p99 = stats["bip /v1/score + explanation"]
-        base_p50, base_p99 = stats["mlflow models serve, no explanation"]
-        print(f"ratio mlflow/bip: p50 {base_p50 / ours_p50:.2f}x, p99 {base_p99 / ours_p99:.2f}x")
+        ours_p50, ours_p99 = stats[ours_name]
+        for name in (theirs_name, big_name):
+            base_p50, base_p99 = stats[name]
+            print(f"ratio {name} / bip: p50 {base_p50 / ours_p50:.2f}x, p99 {base_p99 / ours_p99:.2f}x")
         if shutil.which("wrk"):
             _with_wrk(key, body, row)
     finally:
-        for process in (ours, theirs):
+        for process in (ours, theirs, big):
             os.killpg(process.pid, signal.SIGTERM)
 
 

@@ -77,6 +77,12 @@ class Settings(BaseSettings):
         """The registry URI the service loads: models:/NAME@ALIAS."""
         return f"models:/{self.model_name}@{self.model_alias}"
 
+    @property
+    def model_marker(self) -> Path:
+        """The generation marker beside the job store: rewritten on promote/reload, so every
+        worker on this machine reloads within a second."""
+        return self.jobs_dir / "model_generation"
+
     def training_params(self) -> dict[str, str]:
         """The training constants as flat strings, for mlflow.log_params."""
         names = ("horizon_months", "folds", "search_grid", "within_noise", "max_rounds", "search_max_examples")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import mlflow
@@ -93,3 +94,13 @@ def resolve_model_uri(uri: str) -> tuple[str, str | None, str | None, str | None
 def load_scoring_model(uri: str = CHAMPION_URI) -> ScoringModel:
     pyfunc = mlflow.pyfunc.load_model(uri)
     return pyfunc.unwrap_python_model().scoring_model
+
+
+def announce_model_change(marker: Path | None = None) -> None:
+    """Rewrite the generation marker every service worker watches (BIP_MODEL_MARKER), so all of
+    them load the champion within a second of a promotion or reload on this machine."""
+    marker = Path(marker or get_settings().model_marker)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    tmp = marker.with_suffix(".tmp")
+    tmp.write_text(str(time.time_ns()))
+    tmp.replace(marker)

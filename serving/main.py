@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from models.store import configure_tracking
         configure_tracking()
         await run_in_threadpool(app.state.holder.load)
-        task = asyncio.create_task(_watch_champion(app)) if settings.reload_interval_s > 0 else None
+        task = asyncio.create_task(_watch_champion(app))
         yield
         if task:
             task.cancel()
@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Explainable employment-likelihood scores from BIP progression measurements. "
                               "Send the API key in the X-API-Key header.")
     app.state.settings = settings
-    app.state.holder = ModelHolder(settings.model_uri)
+    app.state.holder = ModelHolder(settings.model_uri, settings.model_marker)
     app.state.jobs = JobStore(settings.jobs_dir, settings)
     app.state.demo = DemoCohort(settings.demo_data)
     keys = KeyStore(settings.keys_file)
@@ -62,12 +62,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+MARKER_CHECK_S = 0.5
+
+
 async def _watch_champion(app: FastAPI):
-    """Follow the champion alias: a promotion reaches this worker within reload_interval_s."""
+    """Follow the champion: the generation marker (a stat every half second) brings a reload or a
+    local promotion to every worker within a second; the alias itself is asked every
+    reload_interval_s (a promotion made on another machine)."""
+    settings, holder = app.state.settings, app.state.holder
+    since_alias = 0.0
     while True:
-        await asyncio.sleep(app.state.settings.reload_interval_s)
+        await asyncio.sleep(MARKER_CHECK_S)
+        since_alias += MARKER_CHECK_S
         try:
-            await run_in_threadpool(app.state.holder.reload_if_changed)
-            await run_in_threadpool(app.state.jobs.dispatch)  # and keep the job queue moving
+            if holder.announced():
+                await run_in_threadpool(holder.reload_if_announced)
+            if settings.reload_interval_s > 0 and since_alias >= settings.reload_interval_s:
+                since_alias = 0.0
+                await run_in_threadpool(holder.reload_if_changed)
+                await run_in_threadpool(app.state.jobs.dispatch)  # and keep the job queue moving
         except Exception:  # a registry hiccup must not stop the watcher
             log.exception("champion check failed")

@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from bip.config import get_settings
 from features.validation import find_problems
 from models.batch import score_tables
 from serving.errors import InputProblems, table_problems
@@ -81,14 +82,35 @@ def run_job(job: dict, folder: Path, progress: Progress) -> tuple[str, str, str]
     raise ValueError(f"unknown job kind {job['kind']!r}")
 
 
+def _score_on_dask(params, tables, folder, progress) -> pd.DataFrame:
+    """The checked tables handed to the Dask cluster at BIP_DASK_ADDRESS (the job folder must be on
+    storage the workers can read), scored there by the same score_tables."""
+    from distributed import Client
+
+    from features.build import add_group_columns
+    from training.distributed import score_on_dask
+    shared = folder / "tables"
+    shared.mkdir(exist_ok=True)
+    for name, table in tables.items():
+        table.to_parquet(shared / f"{name}.parquet", index=False)
+    progress(0.2, "scoring on the Dask cluster")
+    with Client(get_settings().dask_address) as client:
+        frame = score_on_dask(client, shared, params["model_uri"], params["at"], params["explain"],
+                              model_version=params["model"]["version"])
+    return add_group_columns(frame, tables["persons"]) if params["with_groups"] else frame
+
+
 def _cohort_job(params, inputs, folder, progress):
     from models.store import configure_tracking, load_scoring_model
     configure_tracking()
     progress(0.01, f"loading model version {params['model']['version']}")
     model = load_scoring_model(params["model_uri"])
     tables = cohort_tables(inputs, model.schema, progress)
-    frame = score_cohort(model, params["model"]["version"], tables, params["at"], params["explain"],
-                         params["with_groups"], progress)
+    if get_settings().dask_address:
+        frame = _score_on_dask(params, tables, folder, progress)
+    else:
+        frame = score_cohort(model, params["model"]["version"], tables, params["at"], params["explain"],
+                             params["with_groups"], progress)
     name = f"scores.{params['format']}"
     (folder / name).write_bytes(render_scores(frame, params["format"], params["model"]))
     return name, MEDIA_TYPES[params["format"]], f"scored {len(frame)} occasions of {frame['person_id'].nunique()} citizens"

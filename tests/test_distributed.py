@@ -22,3 +22,30 @@ def test_dask_scores_equal_bip_score(client, small_cohort_dir, tmp_path, at):
     expected = expected.drop(columns="model_version").sort_values(["person_id", "as_of"]).reset_index(drop=True)
     assert len(got) == len(expected) and got["person_id"].nunique() == expected["person_id"].nunique()
     pd.testing.assert_frame_equal(got[expected.columns], expected, check_exact=False, rtol=0, atol=1e-12)
+
+
+def test_cohort_job_on_the_dask_cluster_equals_bip_score(client, serving_store, small_cohort_dir, tmp_path):
+    """With BIP_DASK_ADDRESS set, a cohort job is scored on the cluster by the same score_tables."""
+    import io
+
+    from fastapi.testclient import TestClient
+
+    from bip.config import Settings
+    from serving.keys import add_key
+    from serving.main import create_app
+    from tests.test_jobs import wait_for
+    from training.scoring import score_cohort
+    settings = Settings(keys_file=tmp_path / "keys.json", audit_log=tmp_path / "audit.jsonl",
+                        audit_salt_file=tmp_path / "salt", jobs_dir=tmp_path / "jobs", reload_interval_s=0,
+                        inline_cohort_citizens=0, dask_address=client.scheduler.address)
+    key = {"X-API-Key": add_key(settings.keys_file, "evaluator")[1]}
+    files = {name: (f"{name}.parquet", (small_cohort_dir / f"{name}.parquet").read_bytes())
+             for name in ("persons", "measurements", "activities")}
+    with TestClient(create_app(settings)) as service:
+        job = service.post("/v1/cohorts/score?explain=true&format=parquet", files=files, headers=key).json()
+        status = wait_for(service, job["status_url"], key)
+        assert status["state"] == "done", status
+        got = pd.read_parquet(io.BytesIO(service.get(status["result_url"], headers=key).content))
+    got["as_of"] = got["as_of"].astype("datetime64[s]")
+    expected = score_cohort(small_cohort_dir, tmp_path / "scores.parquet", "latest", explain=True)
+    pd.testing.assert_frame_equal(got[expected.columns], expected, check_exact=False, rtol=0, atol=1e-12)

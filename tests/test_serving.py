@@ -314,6 +314,41 @@ def test_reload_swaps_in_a_new_champion_and_refuses_a_broken_one(client, keys, b
     assert client.post("/v1/admin/reload", headers=h(keys, "admin")).json()["serving"]["version"] == "1"
 
 
+def _register_broken() -> str:
+    import mlflow
+    import mlflow.pyfunc
+
+    class Broken(mlflow.pyfunc.PythonModel):
+        def predict(self, context, model_input, params=None):
+            return model_input
+
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(name="model", python_model=Broken())
+    return str(mlflow.register_model(info.model_uri, "bip-employment").version)
+
+
+def test_every_worker_follows_a_reload_and_a_restarted_worker_serves_the_last_good_version(
+        settings, keys, body, small_cohort_dir):
+    from training.tracking import promote
+    with TestClient(create_app(settings)) as one, TestClient(create_app(settings)) as two:  # two workers
+        version = _register_second_model(small_cohort_dir)
+        promote(version)
+        assert one.post("/v1/admin/reload", headers=h(keys, "admin")).json()["serving"]["version"] == version
+        deadline = time.time() + 2.0
+        while time.time() < deadline and two.get("/ready").json()["model"]["version"] != version:
+            time.sleep(0.05)
+        assert two.get("/ready").json()["model"]["version"] == version  # within 2 s, without the 60 s poll
+        promote(_register_broken())
+        with TestClient(create_app(settings)) as restarted:
+            ready = restarted.get("/ready")
+            assert ready.status_code == 200 and ready.json()["status"] == "degraded"
+            assert ready.json()["model"]["version"] == version and "Exception" not in ready.text
+            answer = restarted.post("/v1/score", json=body, headers=h(keys, "caseworker"))
+            assert answer.status_code == 200 and answer.json()["model"]["version"] == version
+        promote("1")
+        assert one.post("/v1/admin/reload", headers=h(keys, "admin")).json()["serving"]["version"] == "1"
+
+
 def test_periodic_check_follows_the_champion_alias(settings, keys, small_cohort_dir):
     from training.tracking import champion_version, promote
     watching = settings.model_copy(update={"reload_interval_s": 0.2})

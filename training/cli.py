@@ -42,6 +42,8 @@ def promote_command(version: str = typer.Argument(..., help="Registered version 
     except Exception as error:  # an unknown version: say so plainly
         raise typer.BadParameter(f"no version {version} of bip-employment ({error.__class__.__name__})",
                                  param_hint="VERSION")
+    from models.store import announce_model_change
+    announce_model_change()  # services on this machine load it within a second
     typer.echo(f"champion: version {before} -> {version}")
 
 

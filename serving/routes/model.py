@@ -22,9 +22,11 @@ async def model_info(caller: Reader, current: CurrentModel):
 
 @router.post("/v1/admin/reload", tags=["admin"], responses={409: {"description": "the champion was refused"}})
 async def reload(caller: Admin, holder: Holder):
-    """Load the champion now. A model that fails to load or fails the smoke check is refused and
-    the current one keeps serving."""
+    """Load the champion now, in every worker. A model that fails to load or fails the smoke check
+    is refused and the current one keeps serving."""
     ok, message = await run_in_threadpool(holder.load)
+    if ok:
+        await run_in_threadpool(holder.announce)  # every other worker follows within a second
     current = holder.current
     return JSONResponse(status_code=200 if ok else 409, content={
         "loaded": ok, "message": message, "serving": model_ref(current) if current else None})
