@@ -37,6 +37,9 @@ def load_command(
     except (FileNotFoundError, ValueError) as error:  # ValidationError is a ValueError: every problem listed
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2)
+    except sa.exc.ArgumentError as error:  # an unknown scheme or driver
+        typer.echo(f"error: --url: {error}", err=True)
+        raise typer.Exit(2)
     except sa.exc.OperationalError as error:  # the message would carry the URL; the kind is enough
         typer.echo(f"error: cannot write to {sa.make_url(str(url))!r}: {type(error.orig).__name__}: "
                    f"{str(error.orig).splitlines()[0]}", err=True)

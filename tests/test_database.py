@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from bip.cli import app
+from bip.config import Settings
 from features.contract import TABLES
 from features.sources import (
     CitizenNotFound,
@@ -73,7 +74,6 @@ def test_postgres_and_parquet_give_identical_histories_and_scores(sources, small
     from serving.citizen import score_citizen
     from serving.holder import ModelHolder
     from serving.schemas import ScoreRequest
-    from bip.config import Settings
 
     holder = ModelHolder(Settings().model_uri)
     assert holder.load()[0], holder.last_error
@@ -167,13 +167,17 @@ def test_csv_tables_load_to_the_same_citizens(postgres, small_tables, tmp_path):
     source.close()
 
 
-def test_unreachable_database_is_unavailable_and_keeps_the_password_out(tmp_path):
+def test_unreachable_database_is_unavailable_and_keeps_the_password_out(tmp_path, small_cohort_dir):
     with socket_port() as port:  # a port nothing listens on
-        source = open_source(f"postgresql+psycopg://reader:s3cret-pw@127.0.0.1:{port}/citizens")
+        url = f"postgresql+psycopg://reader:s3cret-pw@127.0.0.1:{port}/citizens"
+    source = open_source(url)
     assert isinstance(source, SqlCitizenSource)
     with pytest.raises(CitizenSourceUnavailable) as error:
         source.body("anyone")
     assert "s3cret-pw" not in str(error.value) and "127.0.0.1" in str(error.value)
+    for target in (url, "nosuch://somewhere"):
+        refused = load(small_cohort_dir, target)
+        assert refused.exit_code == 2 and "s3cret-pw" not in refused.output and "Traceback" not in refused.output
     with pytest.raises(CitizenSourceUnavailable, match="bip simulate"):
         open_source(tmp_path / "missing").listing()
 
@@ -251,7 +255,6 @@ def test_train_register_promote_and_serve_through_mlflow_server_on_postgres(
     from serving.citizen import score_citizen
     from serving.holder import ModelHolder
     from serving.schemas import ScoreRequest
-    from bip.config import Settings
     from training.train import train
 
     url, store = mlflow_server
@@ -290,3 +293,89 @@ def test_train_register_promote_and_serve_through_mlflow_server_on_postgres(
     finally:
         mlflow.set_tracking_uri(previous[0])
         mlflow.set_registry_uri(previous[1])
+
+
+# ---------------------------------------------------------------- the routes: GET /v1/citizens/...
+
+def service(tmp_path, citizen_source):
+    """The app over `citizen_source`, with a bound and an unbound caseworker key and an evaluator key."""
+    from fastapi.testclient import TestClient
+
+    from serving.keys import add_key
+    from serving.main import create_app
+    settings = Settings(keys_file=tmp_path / "keys.json", audit_log=tmp_path / "audit.jsonl",
+                        audit_salt_file=tmp_path / "salt", jobs_dir=tmp_path / "jobs", reload_interval_s=0,
+                        citizen_source=str(citizen_source))
+    keys = {"caseworker": add_key(settings.keys_file, "caseworker")[1],
+            "aarhus": add_key(settings.keys_file, "caseworker", ["Aarhus"])[1],
+            "evaluator": add_key(settings.keys_file, "evaluator")[1]}
+    return TestClient(create_app(settings), raise_server_exceptions=False), {k: {"X-API-Key": v} for k, v in keys.items()}
+
+
+def test_citizen_score_route_answers_as_post_score_does(citizens_url, small_tables, small_cohort_dir,
+                                                         serving_store, tmp_path):
+    client, keys = service(tmp_path, citizens_url)
+    with client:
+        for person_id in sample_people(small_tables, 4):
+            stored = client.get(f"/v1/citizens/{person_id}/score", headers=keys["caseworker"])
+            posted = client.post("/v1/score", json=TableCitizenSource(small_cohort_dir).body(person_id),
+                                 headers=keys["caseworker"])
+            assert stored.status_code == 200 and stored.json() == posted.json()
+        first = sample_people(small_tables, 2)[0]
+        as_of = small_tables["measurements"].loc[small_tables["measurements"]["person_id"] == first, "measured_at"].min()
+        earlier = client.get(f"/v1/citizens/{first}/score", params={"as_of": str(as_of.date())},
+                             headers=keys["caseworker"]).json()
+        assert earlier["as_of"] == str(as_of.date()) and earlier["change"]["previous_as_of"] is None
+        history = client.get(f"/v1/citizens/{first}", headers=keys["caseworker"]).json()
+        assert history == TableCitizenSource(small_cohort_dir).body(first)
+        assert client.get(f"/v1/citizens/{first}/score", headers=keys["evaluator"]).status_code == 403
+        assert client.get("/v1/citizens/..%2f..%2fetc/score", headers=keys["caseworker"]).status_code in (404, 422)
+        assert client.get(f"/v1/citizens/{'x' * 65}/score", headers=keys["caseworker"]).status_code == 422
+
+
+def test_a_key_bound_to_a_jobcentre_sees_only_its_citizens(citizens_url, small_tables, serving_store, tmp_path):
+    client, keys = service(tmp_path, citizens_url)
+    persons = small_tables["persons"]
+    inside = persons.loc[persons["jobcenter"] == "Aarhus", "person_id"].iloc[0]
+    outside = persons.loc[persons["jobcenter"] != "Aarhus", "person_id"].iloc[0]
+    with client:
+        assert client.get(f"/v1/citizens/{inside}/score", headers=keys["aarhus"]).status_code == 200
+        other = client.get(f"/v1/citizens/{outside}/score", headers=keys["aarhus"])
+        unknown = client.get("/v1/citizens/no-such-person/score", headers=keys["aarhus"])
+        assert other.status_code == unknown.status_code == 404 and other.json() == unknown.json()
+        assert client.get(f"/v1/citizens/{outside}", headers=keys["aarhus"]).json() == unknown.json()
+        assert client.get(f"/v1/citizens/{outside}/score", headers=keys["caseworker"]).status_code == 200
+        listed = client.get("/v1/citizens", params={"limit": 10_000}, headers=keys["aarhus"]).json()["citizens"]
+        assert {c["jobcenter"] for c in listed} == {"Aarhus"}
+        assert len(listed) == min((persons["jobcenter"] == "Aarhus").sum(), Settings().citizen_listing)
+        demo = client.get("/v1/demo/citizens", headers=keys["aarhus"]).json()["citizens"]
+        assert {c["jobcenter"] for c in demo} == {"Aarhus"}
+
+
+def test_a_stored_history_that_breaks_the_contract_is_a_422_naming_the_field(small_cohort_dir, small_tables,
+                                                                           serving_store, tmp_path, schema):
+    from features.sources import load_tables
+    url = f"sqlite:///{tmp_path / 'citizens.db'}"
+    load_tables(small_tables, url, schema)
+    person = sample_people(small_tables, 2)[0]
+    key = schema.keys[0]
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"UPDATE measurements SET {key} = 9 WHERE person_id = :p"), {"p": person})
+    engine.dispose()
+    client, keys = service(tmp_path, url)
+    with client:
+        answer = client.get(f"/v1/citizens/{person}/score", headers=keys["caseworker"])
+        assert answer.status_code == 422
+        fields = {e["field"] for e in answer.json()["errors"]}
+        assert any(f.endswith(f".values.{key}") for f in fields) and {e["value"] for e in answer.json()["errors"]} == {9}
+
+
+def test_an_unreachable_citizen_database_is_a_503(serving_store, tmp_path):
+    with socket_port() as port:
+        url = f"postgresql+psycopg://reader:s3cret-pw@127.0.0.1:{port}/citizens"
+    client, keys = service(tmp_path, url)
+    with client:
+        answer = client.get("/v1/citizens/anyone/score", headers=keys["caseworker"])
+        assert answer.status_code == 503 and "s3cret" not in answer.text
+        assert client.get("/v1/citizens", headers=keys["caseworker"]).status_code == 503
