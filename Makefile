@@ -6,11 +6,13 @@ STAMP := $(VENV)/.installed
 DATA ?= data/bip
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: run test install browser bench clean
+.PHONY: run test install browser postgres bench clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	@# venvs made before the switch to xgboost-cpu: both wheels own the xgboost package, so remove them together
+	@if $(BIN)/pip show -q xgboost 2>/dev/null; then $(BIN)/pip uninstall --quiet -y xgboost xgboost-cpu nvidia-nccl-cu12; fi
 	$(BIN)/pip install --quiet -r requirements.lock
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
@@ -25,13 +27,18 @@ run: $(STAMP)
 	@echo '  curl -s -X POST http://127.0.0.1:8000/v1/score -H "X-API-Key: $$KEY" -H "content-type: application/json" -d @serving/example_citizen.json'
 	$(BIN)/bip serve --host 127.0.0.1 --port 8000
 
-test: $(STAMP) browser
+test: $(STAMP) browser postgres
 	$(BIN)/python -m pytest
 
 # The browser test drives Debian's Chromium through its chromedriver (no browser download).
 browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
+
+# The database tests start Debian's PostgreSQL themselves (initdb in a temporary folder, a free port).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql)
 
 # Benchmarks print ratios against a baseline measured in the same run; they need a champion
 # (make run, or bip simulate + bip train --promote-if-better) and wrk for the load test.

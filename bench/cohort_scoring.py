@@ -30,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     from features.tables import read_tables
     from models.store import configure_tracking, load_scoring_model
-    from serving.demo import citizen_body
+    from features.sources import citizen_body
     from serving.citizen import score_citizen
     from serving.schemas import ScoreRequest
     from simulation.simulate import simulate

@@ -37,7 +37,10 @@ class Settings(BaseSettings):
     audit_salt_file: Path = Path("var/audit_salt")   # secret salt for hashing person ids
     reload_interval_s: float = 60.0                  # how often to check the champion alias; 0 = never
     require_keys: bool = True
-    demo_data: Path | None = Path("data/bip")         # the synthetic cohort offered on the caseworker page
+    # where citizens' histories are read (GET /v1/citizens/...): a folder of contract tables (Parquet
+    # or CSV; the embedded default) or a database URL, e.g. postgresql+psycopg://reader@db:5432/citizens
+    citizen_source: str = "data/bip"
+    citizen_listing: int = 200                       # citizens listed at most per GET /v1/citizens
 
     # --- limits, checked before any work
     max_body_bytes: int = 64 * 1024 * 1024

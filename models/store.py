@@ -60,9 +60,19 @@ class BipPyfunc(mlflow.pyfunc.PythonModel):
 
 
 def _pip_requirements() -> list[str]:
-    from importlib.metadata import version
-    packages = ["mlflow", "xgboost", "scikit-learn", "pandas", "numpy", "pyarrow", "cloudpickle"]
-    return [f"{p}=={version(p)}" for p in packages]
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(*names: str) -> str:  # the first of these distributions that is installed, pinned
+        for name in names:
+            try:
+                return f"{name}=={version(name)}"
+            except PackageNotFoundError:
+                continue
+        raise PackageNotFoundError(names[0])
+
+    # XGBoost is installed as the CPU-only wheel (xgboost-cpu) in the lock and image; either will do
+    return [installed("mlflow"), installed("xgboost-cpu", "xgboost")] + [
+        installed(p) for p in ("scikit-learn", "pandas", "numpy", "pyarrow", "cloudpickle")]
 
 
 def log_scoring_model(model: ScoringModel, example: pd.DataFrame) -> str:

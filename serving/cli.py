@@ -23,14 +23,23 @@ def serve_command(
 
 
 @keys_app.command("add")
-def add_key_command(role: str = typer.Option(..., help="caseworker, evaluator or admin")) -> None:
+def add_key_command(
+    role: str = typer.Option(..., help="caseworker, evaluator or admin"),
+    jobcenter: list[str] = typer.Option(None, help="Bind the key to this jobcentre: it reads only citizens "
+                                        "enrolled there (repeat for several; default: all)."),
+) -> None:
     """Print a new API key for ROLE and store only its hash (BIP_KEYS_FILE, default var/keys.json)."""
     from serving.keys import ROLES, add_key
     from bip.config import Settings
     if role not in ROLES:
         raise typer.BadParameter(f"{role!r}: allowed {', '.join(ROLES)}", param_hint="--role")
+    for name in jobcenter or []:
+        if not name.strip() or len(name) > 200:
+            raise typer.BadParameter(f"{name[:200]!r}: a jobcentre name of 1 to 200 characters",
+                                     param_hint="--jobcenter")
     settings = Settings()
-    key_id, key = add_key(settings.keys_file, role)
+    key_id, key = add_key(settings.keys_file, role, jobcenter or None)
     typer.echo(key)
-    typer.echo(f"key id {key_id}, role {role}; stored as a hash in {settings.keys_file}. "
+    bound = f", jobcentres {', '.join(sorted(set(jobcenter)))}" if jobcenter else ""
+    typer.echo(f"key id {key_id}, role {role}{bound}; stored as a hash in {settings.keys_file}. "
                "This is the only time the key is shown.", err=True)

@@ -12,17 +12,17 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from bip.config import Settings, get_settings, use_settings
+from features.sources import open_source
 from serving.audit import AuditLog, load_salt
-from serving.demo import DemoCohort
 from serving.errors import install_error_handlers
 from serving.holder import ModelHolder
 from serving.jobs import JobStore
 from serving.keys import KeyStore
 from serving.middleware import AuditTrail, Authenticate, BodyLimit
-from serving.routes import cohorts, evaluations, jobs, model, pages, score, service
+from serving.routes import citizens, cohorts, evaluations, jobs, model, pages, score, service
 
 log = logging.getLogger("bip.serving")
-ROUTERS = (service, model, score, cohorts, evaluations, jobs, pages)
+ROUTERS = (service, model, score, citizens, cohorts, evaluations, jobs, pages)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         if task:
             task.cancel()
+        app.state.citizens.close()
 
     app = FastAPI(title="bip-score", version="0.2.0", lifespan=lifespan,
                   description="Explainable employment-likelihood scores from BIP progression measurements. "
@@ -46,7 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.holder = ModelHolder(settings.model_uri, settings.model_marker)
     app.state.jobs = JobStore(settings.jobs_dir, settings)
-    app.state.demo = DemoCohort(settings.demo_data)
+    app.state.citizens = open_source(settings.citizen_source)  # read-only, by person_id
     keys = KeyStore(settings.keys_file)
     audit = AuditLog(settings.audit_log, load_salt(settings.audit_salt_file))
 
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(Authenticate, routes=routes, keys=keys, require_keys=settings.require_keys)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
+    citizens.install_citizen_handlers(app)
     for module in ROUTERS:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "pages"), name="static")

@@ -53,3 +53,96 @@ def serving_store(tmp_path_factory, small_cohort_dir):
         os.environ.pop("MLFLOW_TRACKING_URI", None)
     else:
         os.environ["MLFLOW_TRACKING_URI"] = previous
+
+
+# ---------------------------------------------------------------- PostgreSQL, started by the suite itself
+
+class PostgresServer:
+    """A throw-away PostgreSQL cluster: superuser `bip`, trust auth, TCP on 127.0.0.1:port and a
+    unix socket in its own folder."""
+
+    def __init__(self, folder, port: int):
+        self.folder, self.port = folder, port
+
+    def url(self, database: str = "postgres") -> str:
+        """The SQLAlchemy URL of one database (psycopg 3 driver)."""
+        return f"postgresql+psycopg://bip@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str) -> str:
+        """A new empty database; returns its URL."""
+        import psycopg
+        with psycopg.connect(host="127.0.0.1", port=self.port, user="bip", dbname="postgres",
+                             autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+
+def _postgres_bindir():
+    """Debian's PostgreSQL binaries, the newest major version installed."""
+    from pathlib import Path
+    found = [p.parent for p in Path("/usr/lib/postgresql").glob("*/bin/initdb")]
+    return max(found, key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0) if found else None
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server started from Debian's package in a temporary folder on a free port;
+    installs nothing (.ci/run and `make test` install the package), skips with the reason if absent."""
+    import os
+    import pwd
+    import shutil
+    import signal
+    import subprocess
+    import tempfile
+    import time
+    from pathlib import Path
+
+    bindir = _postgres_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb); "
+                    "apt-get install postgresql, as .ci/run and make test do")
+    user = {}
+    folder = Path(tempfile.mkdtemp(prefix="bip-postgres-"))
+    if os.geteuid() == 0:  # initdb and postgres refuse to run as root: run them as Debian's postgres user
+        try:
+            account = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no postgres user to run PostgreSQL as")
+        os.chown(folder, account.pw_uid, account.pw_gid)
+        user = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+    data, log = folder / "data", folder / "postgres.log"
+    subprocess.run([str(bindir / "initdb"), "-D", str(data), "-U", "bip", "--auth=trust", "-E", "UTF8",
+                    "--no-sync", "--no-instructions"], check=True, capture_output=True, cwd=folder, **user)
+    port = _free_port()
+    with open(log, "wb") as out:
+        server = subprocess.Popen([str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(folder),
+                                   "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
+                                   "-c", "full_page_writes=off", "-c", "synchronous_commit=off"],
+                                  stdout=out, stderr=subprocess.STDOUT, cwd=folder, **user)
+    try:
+        import psycopg
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                psycopg.connect(host="127.0.0.1", port=port, user="bip", dbname="postgres", connect_timeout=2).close()
+                break
+            except psycopg.OperationalError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"PostgreSQL did not start:\n{log.read_text()[-2000:]}")
+                time.sleep(0.2)
+        yield PostgresServer(folder, port)
+    finally:
+        server.send_signal(signal.SIGINT)  # fast shutdown: ends open sessions rather than waiting for them
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        shutil.rmtree(folder, ignore_errors=True)

@@ -34,7 +34,7 @@ def _free_port() -> int:
 def server(tmp_path_factory, small_cohort_dir, serving_store):
     folder = tmp_path_factory.mktemp("pages")
     settings = Settings(keys_file=folder / "keys.json", audit_log=folder / "audit.jsonl",
-                        audit_salt_file=folder / "salt", jobs_dir=folder / "jobs", reload_interval_s=0, demo_data=small_cohort_dir)
+                        audit_salt_file=folder / "salt", jobs_dir=folder / "jobs", reload_interval_s=0, citizen_source=str(small_cohort_dir))
     keys = {role: add_key(settings.keys_file, role)[1] for role in ("caseworker", "evaluator")}
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))

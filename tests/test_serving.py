@@ -17,7 +17,7 @@ from bip.config import Settings
 
 def citizen_body(tables, person_id, as_of=None):
     """The person's history as a /v1/score body, cut at as_of when given."""
-    from serving.demo import citizen_body as body_of
+    from features.sources import citizen_body as body_of
     if as_of is not None:
         m = tables["measurements"]
         tables = {**tables, "measurements": m[(m["person_id"] != person_id) | (m["measured_at"] <= as_of)]}

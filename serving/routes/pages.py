@@ -31,11 +31,11 @@ async def evaluator_page():
 @router.get("/v1/demo/citizens", tags=["demo"])
 def demo_citizens(request: Request, caller: Caseworker):
     """Synthetic citizens to try the caseworker page with (never real people)."""
-    return {"citizens": request.app.state.demo.listing()}
+    return {"citizens": request.app.state.citizens.listing(jobcenters=caller.jobcenters)}
 
 
 @router.get("/v1/demo/citizens/{person_id}", tags=["demo"])
 def demo_citizen(request: Request, person_id: str, caller: Caseworker):
     """One synthetic citizen's history, in the POST /v1/score format."""
     request.state.person_ids = [person_id]
-    return request.app.state.demo.body(person_id)
+    return request.app.state.citizens.body(person_id, jobcenters=caller.jobcenters)
