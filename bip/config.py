@@ -8,6 +8,7 @@ MLflow params (`Settings.training_params()`).
 
 from __future__ import annotations
 
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
@@ -45,6 +46,9 @@ class Settings(BaseSettings):
     max_table_rows: int = 2_000_000                  # per uploaded table (Parquet metadata / streamed CSV count)
     max_decompressed_bytes: int = 1024 * 1024 * 1024  # per uploaded Parquet table, uncompressed size from metadata
     max_string_chars: int = 200                      # any text cell or field
+    earliest_date: date = date(1990, 1, 1)           # earlier dates in the tables are refused as implausible
+    birth_year_min: int = 1920                       # plausible birth years: this to (this year - min_age_years)
+    min_age_years: int = 15
     max_listed_problems: int = 1000
     inline_cohort_citizens: int = 2_000              # cohorts up to this size are scored in the request
 
