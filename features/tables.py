@@ -8,6 +8,8 @@ Problems name the file and its line (header = line 1), so a row can be found in 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import csv
 import hashlib
 import io
@@ -74,6 +76,21 @@ class FileFormat:
     def describe(self) -> str:
         dates = "ISO 8601 dates" if self.date_format is None else f"dates as {self.date_format}"
         return f"{self.encoding}, {SEPARATORS[self.sep]}-separated, {dates}"
+
+
+# the format declared for this process or request (bip --sep/--encoding/--date-format), when no
+# FileFormat is passed explicitly
+_declared: contextvars.ContextVar[FileFormat | None] = contextvars.ContextVar("declared_format", default=None)
+
+
+@contextlib.contextmanager
+def declared_format(fmt: FileFormat):
+    """Read files in `fmt` wherever no format is passed (the CLI's declared options)."""
+    token = _declared.set(fmt)
+    try:
+        yield fmt
+    finally:
+        _declared.reset(token)
 
 
 def _problem(table: str, value, allowed: str, file: str | None) -> ValidationError:
@@ -207,7 +224,7 @@ def read_table(source: bytes | str | Path, table: str, fmt: FileFormat | None = 
                filename: str | None = None) -> pd.DataFrame:
     """One table from CSV or Parquet bytes (or a path). Contract columns get their types (dates
     as the contract says); other cells stay text. Raises ValidationError naming the file."""
-    fmt = fmt or FileFormat()
+    fmt = fmt or _declared.get() or FileFormat()
     if isinstance(source, (str, Path)):
         filename = filename or Path(source).name
         source = Path(source).read_bytes()

@@ -22,8 +22,9 @@ def load_salt(path: Path) -> bytes:
         return env.encode()
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(32))
-        os.chmod(path, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
     return path.read_text().strip().encode()
 
 
@@ -50,5 +51,12 @@ class AuditLog:
         line = json.dumps(entry) + "\n"
         with self._lock:
             if self._handle is None:
-                self._handle = open(self.path, "a", encoding="utf-8", buffering=1)  # line-buffered
+                self._handle = _open_private(self.path)
             self._handle.write(line)
+
+
+def _open_private(path: Path):
+    """Append-only, line-buffered, mode 0600 (an existing wider file is narrowed)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "a", encoding="utf-8", buffering=1)
