@@ -40,7 +40,7 @@ def add_key_command(role: str = typer.Option(..., help="caseworker, evaluator or
 def list_keys_command() -> None:
     """Key ids, roles and creation times (the keys themselves are never stored)."""
     from serving.keys import KeyFileError, list_keys
-    from serving.settings import Settings
+    from bip.config import Settings
     settings = Settings()
     try:
         keys = list_keys(settings.keys_file)
@@ -56,7 +56,7 @@ def list_keys_command() -> None:
 def revoke_key_command(key_id: str = typer.Argument(..., help="The key id shown by `bip keys list`.")) -> None:
     """Remove a key; a running service refuses it from its next request."""
     from serving.keys import KeyFileError, revoke_key
-    from serving.settings import Settings
+    from bip.config import Settings
     settings = Settings()
     try:
         found = revoke_key(settings.keys_file, key_id)

@@ -247,3 +247,221 @@ def test_train_marks_its_runs_failed_on_sigterm(tmp_path, monkeypatch):
         while mlflow.active_run():
             mlflow.end_run()
         mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlruns/mlflow.db"))
+
+
+# --- the service: access, input, headers, docs
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from bip.config import Settings  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory, serving_store):
+    """A service over the trained store; no job processes start (job_workers=0), so fuzzed
+    submissions queue and then get 429."""
+    from serving.keys import add_key
+    from serving.main import create_app
+    folder = tmp_path_factory.mktemp("hardened")
+    settings = Settings(keys_file=folder / "keys.json", audit_log=folder / "audit.jsonl",
+                        audit_salt_file=folder / "salt", jobs_dir=folder / "jobs", reload_interval_s=0,
+                        job_workers=0, job_queue=2, failed_keys_per_address=10_000, failed_keys_per_key=10_000,
+                        demo_data=None)
+    keys = {role: add_key(settings.keys_file, role)[1] for role in ("caseworker", "evaluator", "admin")}
+    app = create_app(settings)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield app, client, keys, settings
+
+
+def _raw(client, key, text: str):
+    return client.post("/v1/score", content=text.encode("utf-8", "surrogatepass"),
+                       headers={"X-API-Key": key, "content-type": "application/json"})
+
+
+@pytest.mark.parametrize("bad", ["NaN", "Infinity", "-Infinity", "1e309", "true", '"3"', "3.5"])
+def test_non_finite_and_non_integer_ratings_are_422(service, small_tables, bad):
+    """Before: NaN, Infinity or 1e309 as a rating or birth year gave 500 (the echo was not JSON)."""
+    from serving.demo import citizen_body
+    app, client, keys, _ = service
+    person = small_tables["measurements"]["person_id"].iloc[0]
+    body = json.dumps(citizen_body(small_tables, person))
+    rating = body.replace('"job_search": ', f'"job_search": {bad}, "_x": ', 1).replace(', "_x": ', ', "_ignored": ', 1)
+    rating = json.loads(json.dumps(json.loads(body)))
+    rating["measurements"][0]["values"]["job_search"] = "__BAD__"
+    year = json.loads(body)
+    year["person"]["birth_year"] = "__BAD__"
+    for text in (json.dumps(rating).replace('"__BAD__"', bad), json.dumps(year).replace('"__BAD__"', bad)):
+        answer = _raw(client, keys["caseworker"], text)
+        assert answer.status_code == 422, answer.text
+        json.loads(answer.text, parse_constant=lambda c: pytest.fail(f"{c} in the answer"))
+
+
+def test_lone_surrogate_is_422(service, small_tables):
+    """Before: "\\ud800" in jobcenter gave 500."""
+    from serving.demo import citizen_body
+    app, client, keys, _ = service
+    body = citizen_body(small_tables, small_tables["persons"]["person_id"].iloc[0])
+    body["person"]["jobcenter"] = "__S__"
+    answer = _raw(client, keys["caseworker"], json.dumps(body).replace("__S__", "\\ud800"))
+    assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == "person.jobcenter"
+
+
+def test_a_long_string_is_not_echoed(service, small_tables):
+    from serving.demo import citizen_body
+    app, client, keys, _ = service
+    body = citizen_body(small_tables, small_tables["persons"]["person_id"].iloc[0])
+    body["person"]["jobcenter"] = "x" * 1_000_000
+    answer = client.post("/v1/score", json=body, headers={"X-API-Key": keys["caseworker"]})
+    assert answer.status_code == 422 and len(answer.content) < 2000
+
+
+def test_evaluation_seed_out_of_range_is_422(service):
+    """Before: seed=-1 or above 2**64 gave 500."""
+    app, client, keys, _ = service
+    for seed in ("-1", str(2**64 + 1)):
+        answer = client.post("/v1/evaluations", headers={"X-API-Key": keys["evaluator"]},
+                             data={"seed": seed, "treatment": "t", "outcome": "y"},
+                             files={"cohort": ("c.csv", b"t,y\n1,0\n")})
+        assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == "seed"
+
+
+def test_truncated_keys_file_gives_401_not_500(tmp_path):
+    from serving.keys import add_key
+    from serving.main import create_app
+    settings = Settings(keys_file=tmp_path / "keys.json", audit_log=tmp_path / "audit.jsonl",
+                        audit_salt_file=tmp_path / "salt", jobs_dir=tmp_path / "jobs", reload_interval_s=0)
+    _, key = add_key(settings.keys_file, "admin")
+    client = TestClient(create_app(settings), raise_server_exceptions=False)
+    settings.keys_file.write_text(settings.keys_file.read_text()[:30])
+    assert client.get("/v1/model", headers={"X-API-Key": key}).status_code == 401
+
+
+def _app(tmp_path, **limits):
+    from serving.main import create_app
+    settings = Settings(keys_file=tmp_path / "keys.json", audit_log=tmp_path / "audit.jsonl",
+                        audit_salt_file=tmp_path / "salt", jobs_dir=tmp_path / "jobs", reload_interval_s=0,
+                        audit_refused_interval_s=3600, **limits)
+    return TestClient(create_app(settings), raise_server_exceptions=False), settings
+
+
+def test_the_key_is_checked_before_the_body_is_read(tmp_path):
+    """Before: unauthenticated 60 MB bodies were parsed before the key check."""
+    import asyncio
+
+    from serving.main import create_app
+    settings = Settings(keys_file=tmp_path / "keys.json", audit_log=tmp_path / "audit.jsonl",
+                        audit_salt_file=tmp_path / "salt", jobs_dir=tmp_path / "jobs", reload_interval_s=0)
+    app, sent = create_app(settings), []
+
+    async def receive():
+        raise AssertionError("the body was read before the key was checked")
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/score", "raw_path": b"/v1/score", "query_string": b"",
+             "headers": [(b"content-type", b"application/json"), (b"content-length", b"60000000")],
+             "client": ("10.0.0.1", 1), "server": ("test", 80), "scheme": "http", "http_version": "1.1",
+             "root_path": "", "app": app}
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == 401
+
+
+def test_failed_keys_are_rate_limited_per_address_and_per_key(tmp_path):
+    """Before: 5,974 wrong keys per second and never a 429."""
+    client, _ = _app(tmp_path, failed_keys_per_address=3, failed_keys_per_key=1000)
+    codes = [client.get("/v1/model", headers={"X-API-Key": f"wrong{i}"}).status_code for i in range(5)]
+    assert codes == [401, 401, 401, 429, 429]
+    assert int(client.get("/v1/model").headers["retry-after"]) > 0
+    client, _ = _app(tmp_path / "per-key", failed_keys_per_address=1000, failed_keys_per_key=2)
+    codes = [client.get("/v1/model", headers={"X-API-Key": f"bip_deadbeef_guess{i}"}).status_code for i in range(3)]
+    assert codes == [401, 401, 429]
+    assert client.get("/v1/model", headers={"X-API-Key": "bip_cafebabe_other"}).status_code == 401
+
+
+def test_header_size_is_bounded(tmp_path):
+    client, _ = _app(tmp_path)
+    assert client.get("/health", headers={"X-Padding": "x" * 20_000}).status_code == 431
+
+
+def test_a_caseworker_gets_403_not_400_on_a_broken_evaluator_upload(service):
+    app, client, keys, _ = service
+    answer = client.post("/v1/evaluations", headers={"X-API-Key": keys["caseworker"],
+                                                     "content-type": "multipart/form-data; boundary=x"},
+                         content=b"--x\r\nbroken")
+    assert answer.status_code == 403
+
+
+def test_audit_has_route_templates_and_unauthenticated_traffic_is_counted(tmp_path):
+    """Before: raw ids in the audit route, and unauthenticated traffic wrote a line per request."""
+    from serving.keys import add_key
+    client, settings = _app(tmp_path, failed_keys_per_address=10_000)
+    _, key = add_key(settings.keys_file, "caseworker")
+    client.get("/v1/demo/citizens/<img src=x onerror=alert(1)>", headers={"X-API-Key": key})
+    for _ in range(300):
+        client.get("/v1/demo/citizens/someone")
+    client.app.state.audit.flush_refused()
+    lines = [json.loads(line) for line in settings.audit_log.read_text().splitlines()]
+    assert "onerror" not in json.dumps(lines) and lines[0]["route"] == "GET /v1/demo/citizens/{person_id}"
+    assert lines[1]["unauthenticated"] == {"GET /v1/demo/citizens/{person_id} 401": 300} and len(lines) == 2
+    assert stat.S_IMODE(os.stat(settings.audit_log).st_mode) == 0o600
+
+
+def test_security_headers_and_offline_docs(service):
+    app, client, keys, _ = service
+    page = client.get("/caseworker")
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self';" in csp and "unsafe-inline' ;" not in csp.split("script-src")[1].split(";")[0]
+    assert page.headers["x-content-type-options"] == "nosniff" and page.headers["referrer-policy"] == "no-referrer"
+    api = client.get("/v1/model", headers={"X-API-Key": keys["caseworker"]})
+    assert api.headers["cache-control"] == "no-store" and api.headers["x-frame-options"] == "DENY"
+    docs = client.get("/docs").text
+    assert "cdn" not in docs.lower() and "<script>" not in docs
+    for asset in ("/docs-assets/swagger-ui-bundle.js", "/docs-assets/redoc.standalone.js", "/docs/init.js"):
+        assert client.get(asset).status_code == 200
+    assert "redoc.standalone.js" in client.get("/redoc").text
+    spec = client.get("/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["APIKey"] == {
+        "type": "apiKey", "in": "header", "name": "X-API-Key",
+        "description": spec["components"]["securitySchemes"]["APIKey"]["description"]}
+    score = spec["paths"]["/v1/score"]["post"]
+    assert score["security"] == [{"APIKey": []}] and {"401", "403", "413", "422", "429", "503"} <= set(score["responses"])
+
+
+# --- schemathesis: every operation fuzzed for an admin and a caseworker key
+
+import schemathesis  # noqa: E402
+from hypothesis import HealthCheck  # noqa: E402
+from hypothesis import settings as hypothesis_settings  # noqa: E402
+from schemathesis.checks import not_a_server_error  # noqa: E402
+from schemathesis.specs.openapi.checks import (  # noqa: E402
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+
+@pytest.fixture(scope="module")
+def api_schema(service):
+    return schemathesis.openapi.from_asgi("/openapi.json", service[0])
+
+
+fuzzed = schemathesis.pytest.from_fixture("api_schema")
+
+
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+FUZZ = hypothesis_settings(max_examples=12, deadline=None, derandomize=True, database=None,
+                           suppress_health_check=list(HealthCheck))
+
+
+@fuzzed.parametrize()
+@FUZZ
+def test_api_conforms_to_its_schema_for_an_admin(case, service):
+    """0 server errors and 0 schema mismatches: every answer's status and body are documented."""
+    case.call_and_validate(headers={"X-API-Key": service[2]["admin"]}, checks=CHECKS)
+
+
+@fuzzed.parametrize()
+@FUZZ
+def test_api_conforms_to_its_schema_for_a_caseworker(case, service):
+    case.call_and_validate(headers={"X-API-Key": service[2]["caseworker"]}, checks=CHECKS)
