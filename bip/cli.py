@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import inspect
+from typing import Optional
 
 import typer
 
@@ -24,21 +26,51 @@ def friendly(command):
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except (FileNotFoundError, ValidationError) as error:
+        except (FileNotFoundError, FileExistsError, ValidationError) as error:
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(2)
     return wrapper
 
 
+def with_file_format(command):
+    """Add --sep, --encoding and --date-format to a command that reads tables: CSV files in another
+    format than the contract (comma, UTF-8, ISO 8601 dates) are read only when declared."""
+    options = {
+        "sep": typer.Option(None, "--sep", help="CSV separator when not ',' (e.g. ';' or tab)."),
+        "encoding": typer.Option(None, "--encoding", help="CSV encoding when not UTF-8: cp1252 or latin-1."),
+        "date_format": typer.Option(None, "--date-format",
+                                    help="Dates when not ISO 8601: dd-mm-yyyy, dd.mm.yyyy, ... or a strptime format."),
+    }
+
+    @functools.wraps(command)
+    def wrapper(*args, sep=None, encoding=None, date_format=None, **kwargs):
+        from features.tables import FileFormat, declared_format
+        try:
+            fmt = FileFormat.declared(sep, encoding, date_format)
+        except ValueError as error:
+            raise typer.BadParameter(str(error))
+        with declared_format(fmt):
+            return command(*args, **kwargs)
+
+    signature = inspect.signature(command)
+    wrapper.__signature__ = signature.replace(parameters=[
+        *signature.parameters.values(),
+        *(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=Optional[str])
+          for name, option in options.items())])
+    wrapper.__annotations__ = {**getattr(command, "__annotations__", {}),
+                               **{name: Optional[str] for name in options}}
+    return wrapper
+
+
 app.command("simulate")(friendly(simulate_command))
-app.command("train")(friendly(train_command))
+app.command("train")(friendly(with_file_format(train_command)))
 app.command("runs")(runs_command)
 app.command("promote")(promote_command)
-app.command("score")(friendly(score_command))
+app.command("score")(friendly(with_file_format(score_command)))
 app.command("serve")(serve_command)
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
-app.command("evaluate")(friendly(evaluate_command))
+app.command("evaluate")(friendly(with_file_format(evaluate_command)))
 app.command("evaluate-check")(check_command)
 
 

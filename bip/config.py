@@ -8,6 +8,7 @@ MLflow params (`Settings.training_params()`).
 
 from __future__ import annotations
 
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
@@ -48,6 +49,14 @@ class Settings(BaseSettings):
     max_table_rows: int = 2_000_000                  # per uploaded table (Parquet metadata / streamed CSV count)
     max_decompressed_bytes: int = 1024 * 1024 * 1024  # per uploaded Parquet table, uncompressed size from metadata
     max_string_chars: int = 200                      # any text cell or field
+    earliest_date: date = date(1990, 1, 1)           # earlier dates in the tables are refused as implausible
+    birth_year_min: int = 1920                       # plausible birth years: this to (this year - min_age_years)
+    min_age_years: int = 15
+    max_header_bytes: int = 16 * 1024                # all request headers together; beyond: 431
+    failed_keys_per_address: int = 20                # failed API keys per client address per window; then 429
+    failed_keys_per_key: int = 50                    # failed attempts at one key id (bip_<id>_...) per window
+    failed_keys_window_s: float = 60.0
+    audit_refused_interval_s: float = 60.0           # unauthenticated requests: one summary line per interval
     max_listed_problems: int = 1000
     inline_cohort_citizens: int = 2_000              # cohorts up to this size are scored in the request
 

@@ -71,7 +71,7 @@ def feature_spec(schema: IndicatorSchema) -> FeatureSpec:
 
 
 def _as_datetime(series: pd.Series) -> pd.Series:
-    return pd.to_datetime(series, format="mixed").astype("datetime64[s]")
+    return pd.to_datetime(series, format="ISO8601").astype("datetime64[s]")
 
 
 def _respondent_history(measurements: pd.DataFrame, respondent: str, keys: list[str]) -> pd.DataFrame:

@@ -7,6 +7,7 @@ value and what is allowed. Checks are vectorised, so a national cohort validates
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -28,14 +29,21 @@ from features.schema import IndicatorSchema
 
 @dataclass(frozen=True)
 class Problem:
+    """One problem: table, row, column, value and what is allowed. `row` is the file line (header
+    = line 1) for a CSV file, the row from 1 for a Parquet file, the position from 0 for tables
+    built in memory (a request's lists); `file` names the file when the table came from one."""
     table: str
     row: int | None
     column: str
     value: object
     allowed: str
+    file: str | None = None
 
     def __str__(self) -> str:
-        where = f"{self.table}" + (f" row {self.row}" if self.row is not None else "")
+        where = self.file or self.table
+        if self.row is not None:
+            unit = "line" if (self.file or "").endswith(".csv") or "upload" in (self.file or "") else "row"
+            where += f" {unit} {self.row}"
         return f"{where}, column {self.column!r}: value {self.value!r}; allowed: {self.allowed}"
 
     def to_dict(self) -> dict:
@@ -55,15 +63,41 @@ class ValidationError(ValueError):
 
 
 def _plain(value):
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NaT:
+    """A JSON-safe rendering of a cell: non-finite numbers as text, long text shortened."""
+    if value is None or value is pd.NaT or (isinstance(value, (float, np.floating)) and np.isnan(value)):
         return None
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
     if isinstance(value, (np.integer,)):
         return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else str(float(value))
     if isinstance(value, (pd.Timestamp, np.datetime64)):
         return str(pd.Timestamp(value).date())
-    return value if isinstance(value, (int, float, str, bool)) else str(value)
+    text = value if isinstance(value, (int, str)) else str(value)
+    if isinstance(text, str):
+        text = text.encode("utf-8", "replace").decode("utf-8")  # no lone surrogates in an answer
+        if len(text) > SHOWN_CHARS:
+            return f"{text[:SHOWN_CHARS]}... ({len(text)} characters)"
+    return text
+
+
+SHOWN_CHARS = 40  # a long value is echoed only this far
+
+
+def _limits():
+    from bip.config import get_settings
+    return get_settings()
+
+
+def _row(frame: pd.DataFrame, position: int) -> int:
+    """The row number a user finds the row by (see Problem)."""
+    if "file" not in frame.attrs:
+        return position
+    if frame.attrs.get("parquet"):
+        return position + 1
+    from features.tables import file_line
+    return file_line(frame, position)
 
 
 def _report(problems: list, table: str, frame: pd.DataFrame, mask, column: str, allowed: str,
@@ -72,25 +106,91 @@ def _report(problems: list, table: str, frame: pd.DataFrame, mask, column: str, 
     if not mask.any():
         return
     values = frame[column] if values is None else values
+    file = frame.attrs.get("file")
     for row, value in zip(np.nonzero(mask)[0], values.to_numpy()[mask]):
-        problems.append(Problem(table, int(row), column, _plain(value), allowed))
+        problems.append(Problem(table, _row(frame, int(row)), column, _plain(value), allowed, file))
 
 
 def _required(problems: list, table: str, frame: pd.DataFrame, columns: list[str]) -> bool:
     missing = [c for c in columns if c not in frame.columns]
     for column in missing:
-        problems.append(Problem(table, None, column, None, "a column that must be present"))
+        problems.append(Problem(table, None, column, None, "a column that must be present", frame.attrs.get("file")))
     return not missing
 
 
-def _dates(problems, table, frame, column, today, nullable=False) -> pd.Series:
-    """Parse a date column; report unparseable values and dates after today."""
+def _outside_contract(problems: list, table: str, frame: pd.DataFrame, allowed: list[str], extra=()) -> None:
+    """Columns outside the contract are refused: a name or address column must not pass silently."""
+    for column in frame.columns:
+        if column not in allowed and column not in extra:
+            problems.append(Problem(table, None, str(column), _plain(column),
+                                    f"a column of the contract: {allowed} (others are refused: they may carry "
+                                    "personal data; declare extra columns to allow them)", frame.attrs.get("file")))
+
+
+def _text_caps(problems: list, table: str, frame: pd.DataFrame, max_chars: int) -> None:
+    """Text cells over the length cap (a 50 MB jobcentre name is not a name)."""
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype != object and not pd.api.types.is_string_dtype(values):
+            continue
+        lengths = values.map(lambda v: len(v) if isinstance(v, str) else 0)
+        _report(problems, table, frame, lengths.to_numpy() > max_chars, column, f"text of at most {max_chars} characters")
+
+
+def _integers(problems, table, frame, column, low: int, high: int, allowed: str, nullable: bool) -> None:
+    """Strict whole numbers in [low, high]: booleans, text, non-finite and fractional values are
+    refused (in a CSV file numbers were converted on reading, so text left here is not a number)."""
     raw = frame[column]
-    parsed = pd.to_datetime(raw, errors="coerce", format="mixed") if not pd.api.types.is_datetime64_any_dtype(raw) else raw
+    if raw.dtype == bool or pd.api.types.is_bool_dtype(raw):
+        _report(problems, table, frame, raw.notna(), column, allowed)
+        return
+    if isinstance(raw.dtype, pd.StringDtype):  # a text column (Parquet, in memory) is not numbers
+        kinds = raw.notna()
+    elif raw.dtype == object:
+        kinds = raw.map(lambda v: isinstance(v, (bool, np.bool_, str, bytes)))
+    else:
+        kinds = None
+    value = pd.to_numeric(raw.where(~kinds) if kinds is not None else raw, errors="coerce").astype("float64")
+    present = raw.notna()
+    bad = (value.isna() | ~np.isfinite(value.fillna(0)) | (value % 1 != 0) | (value < low) | (value > high))
+    bad = (present | (not nullable)) & bad
+    if kinds is not None:
+        bad = bad | kinds
+    _report(problems, table, frame, bad, column, allowed)
+
+
+def _parse_dates(raw: pd.Series) -> pd.Series:
+    """Dates as datetime64 (NaT where a value is not a date). Text must be ISO 8601: files in
+    another declared format were converted on reading (features.tables.parse_dates)."""
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        return raw
+    from features.tables import parse_dates
+    parsed = parse_dates(raw)
+    if parsed.dtype == object:  # cells that stayed text are not dates
+        parsed = parsed.map(lambda v: v if isinstance(v, (pd.Timestamp, date, np.datetime64)) else pd.NaT)
+    return pd.to_datetime(parsed, errors="coerce")
+
+
+def _date_allowed(frame: pd.DataFrame) -> str:
+    declared = frame.attrs.get("date_format")
+    if declared:
+        return f"a date written as declared ({declared})"
+    return ("a date in ISO 8601 (YYYY-MM-DD); other formats only when declared (date_format, --date-format), "
+            "never guessed: 05-04-2015 could be April or May")
+
+
+def _dates(problems, table, frame, column, today, nullable=False, latest=True) -> pd.Series:
+    """Parse a date column; report values that are not dates, implausibly early, or after today."""
+    raw = frame[column]
+    parsed = _parse_dates(raw)
     bad = parsed.isna() & (raw.notna() if nullable else True)
-    _report(problems, table, frame, bad, column, "a date (YYYY-MM-DD)")
-    _report(problems, table, frame, parsed.notna() & (parsed > today), column,
-            f"a date on or before today ({today.date()})")
+    _report(problems, table, frame, bad, column, _date_allowed(frame))
+    earliest = pd.Timestamp(_limits().earliest_date)
+    _report(problems, table, frame, parsed.notna() & (parsed < earliest), column,
+            f"a date on or after {earliest.date()}")
+    if latest:
+        _report(problems, table, frame, parsed.notna() & (parsed > today), column,
+                f"a date on or before today ({today.date()})")
     return parsed
 
 
@@ -105,8 +205,15 @@ def _known_person(problems, table, frame, person_ids: set):
             "the id of a person in the persons table")
 
 
-def validate_persons(persons: pd.DataFrame, today: pd.Timestamp, problems: list) -> pd.Series | None:
+def _birth_years(today) -> tuple[int, int, str]:
+    limits = _limits()
+    high = today.year - limits.min_age_years
+    return limits.birth_year_min, high, f"a whole year from {limits.birth_year_min} to {high}"
+
+
+def validate_persons(persons: pd.DataFrame, today: pd.Timestamp, problems: list, extra=()) -> pd.Series | None:
     _required(problems, "persons", persons, PERSON_COLUMNS)
+    _outside_contract(problems, "persons", persons, PERSON_COLUMNS, extra)
     has = persons.columns.__contains__  # columns are independent: check whichever are present
     if has("person_id"):
         ids = persons["person_id"]
@@ -115,10 +222,8 @@ def validate_persons(persons: pd.DataFrame, today: pd.Timestamp, problems: list)
         _report(problems, "persons", persons, ids.duplicated(keep="first") & ids.notna(), "person_id",
                 "an id that appears once")
     if has("birth_year"):
-        year = pd.to_numeric(persons["birth_year"], errors="coerce")
-        _report(problems, "persons", persons,
-                year.isna() | (year < 1900) | (year > today.year) | (year % 1 != 0),
-                "birth_year", f"a whole year from 1900 to {today.year}")
+        low, high, allowed = _birth_years(today)
+        _integers(problems, "persons", persons, "birth_year", low, high, allowed, nullable=False)
     for column, allowed in (("gender", GENDERS), ("origin", ORIGINS), ("benefit_group", BENEFIT_GROUPS)):
         if has(column):
             _in(problems, "persons", persons, column, allowed)
@@ -139,8 +244,9 @@ def validate_measurements(measurements: pd.DataFrame, schema: IndicatorSchema, p
         return
     for column in measurements.columns:
         if column not in MEASUREMENT_BASE_COLUMNS and column not in schema:
-            problems.append(Problem(table, None, column, column,
-                                    f"an indicator of schema {schema.name!r}: {schema.keys}"))
+            problems.append(Problem(table, None, str(column), _plain(column),
+                                    f"an indicator of schema {schema.name!r}: {schema.keys}",
+                                    measurements.attrs.get("file")))
     _known_person(problems, table, measurements, person_ids)
     _in(problems, table, measurements, "respondent", RESPONDENTS)
     measured = _dates(problems, table, measurements, "measured_at", today)
@@ -160,11 +266,9 @@ def validate_measurements(measurements: pd.DataFrame, schema: IndicatorSchema, p
         if indicator.key not in measurements.columns:
             continue
         raw = measurements[indicator.key]
-        value = pd.to_numeric(raw, errors="coerce")
         present = raw.notna()
-        off = present & (value.isna() | (value % 1 != 0) | (value < indicator.scale_min)
-                         | (value > indicator.scale_max))
-        _report(problems, table, measurements, off, indicator.key, indicator.allowed)
+        _integers(problems, table, measurements, indicator.key, indicator.scale_min, indicator.scale_max,
+                  indicator.allowed, nullable=True)
         for respondent in RESPONDENTS:
             if not indicator.answered_by(respondent):
                 wrong = present & (measurements["respondent"] == respondent)
@@ -172,28 +276,28 @@ def validate_measurements(measurements: pd.DataFrame, schema: IndicatorSchema, p
                         f"empty for a {respondent} row: answered only by {list(indicator.respondents)}")
 
 
-def validate_activities(activities: pd.DataFrame, person_ids: set, today: pd.Timestamp, problems: list):
+def validate_activities(activities: pd.DataFrame, person_ids: set, today: pd.Timestamp, problems: list, extra=()):
     table = "activities"
     if not _required(problems, table, activities, ACTIVITY_COLUMNS):
         return
+    _outside_contract(problems, table, activities, ACTIVITY_COLUMNS, extra)
     _known_person(problems, table, activities, person_ids)
     _in(problems, table, activities, "kind", ACTIVITY_KINDS)
     start = _dates(problems, table, activities, "start", today)
-    end = pd.to_datetime(activities["end"], errors="coerce", format="mixed")
-    _report(problems, table, activities, activities["end"].notna() & end.isna(), "end",
-            "a date (YYYY-MM-DD) or empty while ongoing")
+    # an end may lie ahead (a planned end); it must still be a date, and not before the start
+    end = _dates(problems, table, activities, "end", today, nullable=True, latest=False)
     _report(problems, table, activities, end.notna() & start.notna() & (end < start), "end",
             "a date on or after start")
 
 
-def validate_outcomes(outcomes: pd.DataFrame, person_ids: set, problems: list):
+def validate_outcomes(outcomes: pd.DataFrame, person_ids: set, today: pd.Timestamp, problems: list, extra=()):
     table = "outcomes"
     if not _required(problems, table, outcomes, OUTCOME_COLUMNS):
         return
+    _outside_contract(problems, table, outcomes, OUTCOME_COLUMNS, extra)
     _known_person(problems, table, outcomes, person_ids)
     _in(problems, table, outcomes, "status", OUTCOME_STATUSES)
-    month = pd.to_datetime(outcomes["month"], errors="coerce", format="mixed")
-    _report(problems, table, outcomes, month.isna(), "month", "the first day of a month (YYYY-MM-01)")
+    month = _dates(problems, table, outcomes, "month", today)
     _report(problems, table, outcomes, month.notna() & (month.dt.day != 1), "month",
             "the first day of a month (YYYY-MM-01)")
     _report(problems, table, outcomes,
@@ -202,26 +306,32 @@ def validate_outcomes(outcomes: pd.DataFrame, person_ids: set, problems: list):
 
 
 def find_problems(tables: dict[str, pd.DataFrame], schema: IndicatorSchema,
-                  today: pd.Timestamp | None = None) -> list[Problem]:
-    """All problems in whichever of persons, measurements, activities, outcomes are given."""
+                  today: pd.Timestamp | None = None, extra_columns: dict[str, list[str]] | None = None) -> list[Problem]:
+    """All problems in whichever of persons, measurements, activities, outcomes are given.
+    `extra_columns` (table -> column names) declares columns beyond the contract to accept."""
     today = pd.Timestamp(today or pd.Timestamp.now().normalize())
+    extra = extra_columns or {}
     problems: list[Problem] = []
     persons = tables.get("persons")
-    enrolled = validate_persons(persons, today, problems) if persons is not None else None
+    enrolled = validate_persons(persons, today, problems, extra.get("persons", ())) if persons is not None else None
     person_ids = set(persons["person_id"]) if persons is not None and "person_id" in persons else set()
     if tables.get("measurements") is not None:
         validate_measurements(tables["measurements"], schema, person_ids, enrolled, today, problems)
     if tables.get("activities") is not None:
-        validate_activities(tables["activities"], person_ids, today, problems)
+        validate_activities(tables["activities"], person_ids, today, problems, extra.get("activities", ()))
     if tables.get("outcomes") is not None:
-        validate_outcomes(tables["outcomes"], person_ids, problems)
+        validate_outcomes(tables["outcomes"], person_ids, today, problems, extra.get("outcomes", ()))
+    max_chars = _limits().max_string_chars
+    for name, frame in tables.items():
+        if frame is not None and name in ("persons", "measurements", "activities", "outcomes"):
+            _text_caps(problems, name, frame, max_chars)
     return problems
 
 
 def validate_tables(tables: dict[str, pd.DataFrame], schema: IndicatorSchema,
-                    today: pd.Timestamp | None = None) -> None:
+                    today: pd.Timestamp | None = None, extra_columns: dict[str, list[str]] | None = None) -> None:
     """Raise ValidationError listing every problem, or return quietly."""
-    problems = find_problems(tables, schema, today)
+    problems = find_problems(tables, schema, today, extra_columns)
     if problems:
         raise ValidationError(problems)
 
@@ -232,12 +342,20 @@ def citizen_problems(person: dict, ratings: list, spells: list, schema: Indicato
     Spell), without pandas: the service's per-request path. Rows are list positions; a test
     asserts the same problems as find_problems on the equivalent tables."""
     today = pd.Timestamp(today).date()
+    earliest = _limits().earliest_date
     problems: list[Problem] = []
-    if int(person["birth_year"]) > today.year or int(person["birth_year"]) < 1900:
-        problems.append(Problem("persons", 0, "birth_year", int(person["birth_year"]), f"a whole year from 1900 to {today.year}"))
+
+    def too_early(table, row, column, day):
+        if day < earliest:
+            problems.append(Problem(table, row, column, str(day), f"a date on or after {earliest}"))
+
+    low, high, allowed = _birth_years(today)
+    if not low <= int(person["birth_year"]) <= high:
+        problems.append(Problem("persons", 0, "birth_year", int(person["birth_year"]), allowed))
     if not str(person["jobcenter"]).strip():
         problems.append(Problem("persons", 0, "jobcenter", person["jobcenter"], "a jobcentre name"))
     enrolled = person["enrolled_on"]
+    too_early("persons", 0, "enrolled_on", enrolled)
     if enrolled > today:
         problems.append(Problem("persons", 0, "enrolled_on", str(enrolled), f"a date on or before today ({today})"))
     unknown = sorted({k for r in ratings for k in r.values if k not in schema},
@@ -246,6 +364,7 @@ def citizen_problems(person: dict, ratings: list, spells: list, schema: Indicato
         problems.append(Problem("measurements", None, key, key, f"an indicator of schema {schema.name!r}: {schema.keys}"))
     seen = set()
     for row, r in enumerate(ratings):
+        too_early("measurements", row, "measured_at", r.measured_at)
         if r.measured_at > today:
             problems.append(Problem("measurements", row, "measured_at", str(r.measured_at), f"a date on or before today ({today})"))
         if r.measured_at < enrolled:
@@ -268,8 +387,11 @@ def citizen_problems(person: dict, ratings: list, spells: list, schema: Indicato
                 problems.append(Problem("measurements", row, indicator.key, value,
                                         f"empty for a {r.respondent} row: answered only by {list(indicator.respondents)}"))
     for row, s in enumerate(spells):
+        too_early("activities", row, "start", s.start)
         if s.start > today:
             problems.append(Problem("activities", row, "start", str(s.start), f"a date on or before today ({today})"))
+        if s.end is not None:
+            too_early("activities", row, "end", s.end)
         if s.end is not None and s.end < s.start:
             problems.append(Problem("activities", row, "end", str(s.end), "a date on or after start"))
     return problems

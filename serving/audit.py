@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,23 +23,54 @@ def load_salt(path: Path) -> bytes:
         return env.encode()
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(32))
-        os.chmod(path, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
     return path.read_text().strip().encode()
 
 
 class AuditLog:
-    def __init__(self, path: Path, salt: bytes):
+    """One line per authenticated request; requests without a known key are only counted (per
+    route template and status) and written as one summary line per interval, so unauthenticated
+    traffic cannot fill the disk. The file is 0600."""
+
+    def __init__(self, path: Path, salt: bytes, refused_interval_s: float = 60.0):
         self.path = path
         self.salt = salt
+        self.refused_interval_s = refused_interval_s
         self._lock = threading.Lock()
         self._handle = None
+        self._refused: dict[str, int] = {}
+        self._refused_since = time.monotonic()
         path.parent.mkdir(parents=True, exist_ok=True)
 
+    def refused(self, route: str, status: int) -> None:
+        """Count a request without a known key; at most one summary line per interval."""
+        with self._lock:
+            name = f"{route} {status}"
+            self._refused[name] = self._refused.get(name, 0) + 1
+            if time.monotonic() - self._refused_since < self.refused_interval_s:
+                return
+            counts, self._refused = self._refused, {}
+            window, self._refused_since = time.monotonic() - self._refused_since, time.monotonic()
+        self._append({"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+                      "unauthenticated": counts, "window_s": round(window, 1)})
+
+    def flush_refused(self) -> None:
+        """Write the counts gathered so far (at shutdown)."""
+        with self._lock:
+            counts, self._refused = self._refused, {}
+            window, self._refused_since = time.monotonic() - self._refused_since, time.monotonic()
+        if counts:
+            self._append({"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+                          "unauthenticated": counts, "window_s": round(window, 1)})
+
     def pseudonym(self, person_id: str) -> str:
-        return hmac.new(self.salt, str(person_id).encode(), hashlib.sha256).hexdigest()[:16]
+        return hmac.new(self.salt, str(person_id).encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:16]
 
     def write(self, *, key_id, role, route, person_ids, model_version, status, latency_ms):
+        if key_id is None:  # no known key: counted, not written line by line
+            return self.refused(route, status)
         ids = list(person_ids or [])
         entry = {
             "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
@@ -47,8 +79,18 @@ class AuditLog:
             "n_persons": len(ids),
             "model_version": model_version, "status": status, "latency_ms": round(latency_ms, 3),
         }
-        line = json.dumps(entry) + "\n"
+        self._append(entry)
+
+    def _append(self, entry: dict) -> None:
+        line = json.dumps(entry, ensure_ascii=True) + "\n"
         with self._lock:
             if self._handle is None:
-                self._handle = open(self.path, "a", encoding="utf-8", buffering=1)  # line-buffered
+                self._handle = _open_private(self.path)
             self._handle.write(line)
+
+
+def _open_private(path: Path):
+    """Append-only, line-buffered, mode 0600 (an existing wider file is narrowed)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "a", encoding="utf-8", buffering=1)

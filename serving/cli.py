@@ -43,3 +43,35 @@ def add_key_command(
     bound = f", jobcentres {', '.join(sorted(set(jobcenter)))}" if jobcenter else ""
     typer.echo(f"key id {key_id}, role {role}{bound}; stored as a hash in {settings.keys_file}. "
                "This is the only time the key is shown.", err=True)
+
+
+@keys_app.command("list")
+def list_keys_command() -> None:
+    """Key ids, roles and creation times (the keys themselves are never stored)."""
+    from serving.keys import KeyFileError, list_keys
+    from bip.config import Settings
+    settings = Settings()
+    try:
+        keys = list_keys(settings.keys_file)
+    except KeyFileError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2)
+    for key in keys:
+        typer.echo(f"{key['key_id']}  {key['role']:10s}  {key['created'] or '-'}")
+    typer.echo(f"{len(keys)} key(s) in {settings.keys_file}", err=True)
+
+
+@keys_app.command("revoke")
+def revoke_key_command(key_id: str = typer.Argument(..., help="The key id shown by `bip keys list`.")) -> None:
+    """Remove a key; a running service refuses it from its next request."""
+    from serving.keys import KeyFileError, revoke_key
+    from bip.config import Settings
+    settings = Settings()
+    try:
+        found = revoke_key(settings.keys_file, key_id)
+    except KeyFileError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2)
+    if not found:
+        raise typer.BadParameter(f"no key with id {key_id!r} (see bip keys list)", param_hint="KEY_ID")
+    typer.echo(f"revoked key {key_id}")

@@ -20,6 +20,7 @@ from serving.jobs import JobStore
 from serving.keys import KeyStore
 from serving.middleware import AuditTrail, Authenticate, BodyLimit
 from serving.routes import citizens, cohorts, evaluations, jobs, model, pages, score, service
+from serving.security import install_security
 
 log = logging.getLogger("bip.serving")
 ROUTERS = (service, model, score, citizens, cohorts, evaluations, jobs, pages)
@@ -49,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.jobs = JobStore(settings.jobs_dir, settings)
     app.state.citizens = open_source(settings.citizen_source)  # read-only, by person_id
     keys = KeyStore(settings.keys_file)
-    audit = AuditLog(settings.audit_log, load_salt(settings.audit_salt_file))
+    audit = AuditLog(settings.audit_log, load_salt(settings.audit_salt_file), settings.audit_refused_interval_s)
 
     # outermost last: the body limit sees bytes first, then the key is checked, then the audit
     app.add_middleware(AuditTrail, audit=audit, holder=app.state.holder)
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in ROUTERS:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "pages"), name="static")
+    install_security(app, settings, audit)  # outermost: header bound, failed-key limits, headers, docs
     return app
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
 from features.contract import ACTIVITY_KINDS, BENEFIT_GROUPS, GENDERS, ORIGINS
 
@@ -16,30 +17,59 @@ Kind = Literal[tuple(ACTIVITY_KINDS)]  # type: ignore[valid-type]
 Id = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")
 
 
+def _whole_unicode(text: str) -> str:
+    """Refuse lone surrogates (\\ud800): they cannot be written as UTF-8, in answers or logs."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text without lone surrogate code points (valid Unicode)") from None
+    return text
+
+
+def _iso_date(value):
+    """Dates only as ISO 8601 text (YYYY-MM-DD): no timestamps as numbers, no other formats."""
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("a date in ISO 8601 (YYYY-MM-DD)")
+    return value
+
+
+# text fields: valid Unicode, bounded (the settings' max_string_chars is 200; these are tighter)
+Text = Annotated[str, AfterValidator(_whole_unicode)]
+IsoDate = Annotated[date, BeforeValidator(_iso_date),
+                    Field(json_schema_extra={"format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"})]
+IndicatorKey = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")]
+# ratings and years are whole JSON numbers: true, "3", 3.5, NaN, Infinity and 1e309 are refused
+Rating = Optional[StrictInt]
+
+
 class Person(BaseModel):
     model_config = ConfigDict(extra="forbid")
     person_id: str = Id
-    jobcenter: str = Field(min_length=1, max_length=64)
-    birth_year: int = Field(ge=1900, le=2100)
+    jobcenter: Text = Field(min_length=1, max_length=64)
+    birth_year: StrictInt = Field(ge=1900, le=2100, description="a plausible year is checked against today: "
+                                  "refused outside the settings' birth_year_min .. this year - min_age_years")
     gender: Gender
     origin: Origin
     benefit_group: BenefitGroup
-    enrolled_on: date
+    enrolled_on: IsoDate
 
 
 class Measurement(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    measured_at: date
+    measured_at: IsoDate
     respondent: Literal["citizen", "caseworker"]
-    caseworker_id: Optional[str] = Field(default=None, min_length=1, max_length=64)
-    values: dict[str, Optional[int]] = Field(description="indicator key -> rating on its scale (or null)")
+    caseworker_id: Optional[Text] = Field(default=None, min_length=1, max_length=64)
+    values: dict[IndicatorKey, Rating] = Field(max_length=64,
+                                               description="indicator key -> rating on its scale (or null)")
 
 
 class Activity(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Kind
-    start: date
-    end: Optional[date] = None
+    start: IsoDate
+    end: Optional[IsoDate] = None
 
 
 class ScoreRequest(BaseModel):
@@ -47,7 +77,7 @@ class ScoreRequest(BaseModel):
     person: Person
     measurements: list[Measurement] = Field(min_length=1, max_length=1000)
     activities: list[Activity] = Field(default_factory=list, max_length=1000)
-    as_of: Optional[date] = Field(default=None, description="default: the last measurement")
+    as_of: Optional[IsoDate] = Field(default=None, description="default: the last measurement")
 
 
 class Interval(BaseModel):

@@ -19,8 +19,6 @@ from serving.schemas import ScoreRequest
 
 PARQUET_MAGIC = b"PAR1"
 COMPRESSED_MAGIC = {b"\x1f\x8b": "gzip", b"PK": "zip", b"(\xb5": "zstd", b"BZ": "bzip2", b"\xfd7": "xz"}
-DATE_COLUMNS = {"persons": ("enrolled_on",), "measurements": ("measured_at",), "activities": ("start", "end"),
-                "outcomes": ("month",)}
 
 
 def is_parquet(path: Path) -> bool:
@@ -60,19 +58,29 @@ def measure_upload(path: Path, name: str, settings: Settings) -> int:
     return max(rows, 0)
 
 
-def read_table_file(path: Path, name: str) -> pd.DataFrame:
-    """One contract table from a checked CSV or Parquet file; dates must be ISO 8601 (YYYY-MM-DD)."""
+def read_table_file(path: Path, name: str, file_format: dict | None = None) -> pd.DataFrame:
+    """One contract table from a checked CSV or Parquet file, read by features.tables: ISO 8601
+    dates, comma and UTF-8 unless declared (file_format: sep, encoding, date_format); problems
+    name the file line."""
+    from features.tables import FileFormat, read_table
+    from features.validation import ValidationError
+    from serving.errors import table_problems
     try:
-        frame = pd.read_parquet(path) if is_parquet(path) else pd.read_csv(path)
-    except Exception as error:
-        raise InputProblems([{"field": name, "value": path.name,
-                              "allowed": f"a readable CSV or Parquet file ({error.__class__.__name__})"}])
-    for column in DATE_COLUMNS.get(name, ()):
-        if column in frame and not pd.api.types.is_datetime64_any_dtype(frame[column]):
-            # one declared format for the whole column, never a guess per cell; cells that are not
-            # ISO dates become missing and the validator names their rows
-            frame[column] = pd.to_datetime(frame[column], errors="coerce", format="ISO8601")
-    return frame
+        return read_table(path, name, FileFormat.declared(**(file_format or {})), filename=f"{name}{path.suffix}")
+    except ValidationError as error:
+        raise InputProblems(table_problems(error.problems))
+
+
+def declared_format(sep: str | None, encoding: str | None, date_format: str | None) -> dict:
+    """The form fields sep, encoding and date_format checked (422 naming the field) and kept as a dict."""
+    from features.tables import FileFormat
+    declared = {"sep": sep, "encoding": encoding, "date_format": date_format}
+    try:
+        FileFormat.declared(**declared)
+    except ValueError as error:
+        field = str(error).split(" ", 1)[0]
+        raise InputProblems([{"field": field, "value": declared.get(field), "allowed": str(error)}])
+    return declared
 
 
 def save_uploads(uploads: dict[str, UploadFile | None], folder: Path) -> dict[str, Path]:
@@ -107,12 +115,12 @@ def check_tables(paths: dict[str, Path], required: tuple[str, ...], settings: Se
     return rows
 
 
-def read_tables(paths: dict[str, Path]) -> dict[str, pd.DataFrame]:
+def read_tables(paths: dict[str, Path], file_format: dict | None = None) -> dict[str, pd.DataFrame]:
     """The checked files as contract tables."""
     tables, problems = {}, []
     for name, path in paths.items():
         try:
-            tables[name] = read_table_file(path, name)
+            tables[name] = read_table_file(path, name, file_format)
         except InputProblems as error:
             problems += error.problems
     if problems:

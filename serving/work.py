@@ -28,13 +28,15 @@ def _quiet(fraction: float, message: str) -> None:
     pass
 
 
-def cohort_tables(inputs: dict[str, Path], schema, progress: Progress = _quiet) -> dict[str, pd.DataFrame]:
-    """The checked upload (table files, or JSON lines in `body`) as validated contract tables."""
+def cohort_tables(inputs: dict[str, Path], schema, progress: Progress = _quiet,
+                  file_format: dict | None = None) -> dict[str, pd.DataFrame]:
+    """The checked upload (table files, or JSON lines in `body`) as validated contract tables;
+    `file_format` (sep, encoding, date_format) as declared in the form."""
     progress(0.02, "reading the tables")
     if "body" in inputs:
         tables = tables_from_json_lines(inputs["body"].read_bytes(), schema)
     else:
-        tables = read_tables(inputs)
+        tables = read_tables(inputs, file_format)
     progress(0.1, "checking the tables against the data contract")
     problems = find_problems(tables, schema, pd.Timestamp(date.today()))
     if problems:
@@ -105,7 +107,7 @@ def _cohort_job(params, inputs, folder, progress):
     configure_tracking()
     progress(0.01, f"loading model version {params['model']['version']}")
     model = load_scoring_model(params["model_uri"])
-    tables = cohort_tables(inputs, model.schema, progress)
+    tables = cohort_tables(inputs, model.schema, progress, params.get("file_format"))
     if get_settings().dask_address:
         frame = _score_on_dask(params, tables, folder, progress)
     else:
@@ -123,7 +125,7 @@ def _evaluation_job(params, inputs, folder, progress):
     schema = load_schema()
     try:
         if params["mode"] == "bip":
-            tables = cohort_tables(inputs, schema, progress)
+            tables = cohort_tables(inputs, schema, progress, params.get("file_format"))
             tables.setdefault("activities", pd.DataFrame(columns=["person_id", "kind", "start", "end"]))
             progress(0.2, f"estimating the effect of {params['kind']}")
             model = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -26,7 +25,6 @@ def simulate_command(
     summary = simulate(persons=persons, seed=seed, out=out, schema=load_schema(schema), paths=paths, truth=truth)
     typer.echo(format_summary(summary) if truth else f"wrote {summary['persons']} persons, "
                f"{summary['measurement_rows']} measurement rows to {out} (no truth)")
-    (Path(out) / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
 
 
 def format_summary(s: dict) -> str:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -31,11 +34,60 @@ def simulate(persons: int = 4000, seed: int = 7, out: str | Path = "data/bip",
              schema: IndicatorSchema | None = None, paths: int = 32, effect_paths: int = 100,
              truth: bool = True) -> dict:
     """Simulate, write the four tables plus truth (unless truth=False: tables only, for scale
-    tests), and return the summary."""
+    tests), and return the summary. The folder appears whole or not at all (see _atomic_folder)."""
     schema = schema or load_schema()
     params = load_true_parameters(schema)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    final = Path(out)
+    _refuse_foreign_files(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with _atomic_folder(final) as out:
+        summary = _simulate_into(out, persons, seed, schema, params, paths, effect_paths, truth)
+        (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+    return summary
+
+
+# what bip simulate writes; a folder holding anything else is not replaced
+SIMULATOR_FILES = {"persons.parquet", "measurements.parquet", "activities.parquet", "outcomes.parquet",
+                   "truth.json", "truth_probabilities.parquet", "summary.json"}
+
+
+def _refuse_foreign_files(folder: Path) -> None:
+    if folder.is_dir():
+        foreign = sorted(p.name for p in folder.iterdir() if p.name not in SIMULATOR_FILES)
+        if foreign:
+            raise FileExistsError(f"{folder} holds files bip simulate did not write ({foreign[:5]}); "
+                                  "choose a new or empty folder")
+
+
+class _atomic_folder:
+    """Write into a temporary sibling folder and rename it into place on success, so a killed run
+    leaves no tables beside a stale truth. An older simulation in the folder is replaced whole."""
+
+    def __init__(self, final: Path):
+        self.final = final
+
+    def __enter__(self) -> Path:
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.final.name}.", dir=self.final.parent))
+        return self.tmp
+
+    def __exit__(self, kind, error, trace):
+        if kind is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return False
+        old = None
+        if self.final.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{self.final.name}.old.", dir=self.final.parent))
+            os.replace(self.final, old / "previous")
+        os.replace(self.tmp, self.final)
+        os.chmod(self.final, 0o755)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return False
+
+
+def _simulate_into(out: Path, persons: int, seed: int, schema, params, paths: int, effect_paths: int,
+                   truth: bool) -> dict:
+    from features.tables import tables_fingerprint
     run = run_cohort(persons, params, seed)
     tables = cohort_tables(run, schema, params, np.random.default_rng([seed, 99]))
     for name, table in tables.items():
@@ -49,6 +101,7 @@ def simulate(persons: int = 4000, seed: int = 7, out: str | Path = "data/bip",
         "seed": seed,
         "persons": persons,
         "schema": schema.name,
+        "tables_sha256": tables_fingerprint(out),  # training refuses this truth beside other tables
         "parameters": params.raw,
         "caseworker_optimism": dict(zip(_caseworker_ids(run), run.world.caseworker_optimism.astype(int).tolist())),
         "probability_method": {

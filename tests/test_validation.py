@@ -118,7 +118,7 @@ def test_problem_is_json_ready(tables, schema):
     tables["measurements"].loc[0, "measured_at"] = pd.Timestamp("2031-01-01")
     problem = only(problems_for(tables, schema), "measurements", "measured_at")[0].to_dict()
     assert problem == {"table": "measurements", "row": 0, "column": "measured_at",
-                       "value": "2031-01-01", "allowed": "a date on or before today (2026-11-27)"}
+                       "value": "2031-01-01", "allowed": "a date on or before today (2026-11-27)", "file": None}
 
 
 def _normal(problems):

@@ -2,9 +2,37 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 from pathlib import Path
 
 import typer
+
+
+class Interrupted(Exception):
+    """SIGTERM or SIGINT arrived during training."""
+
+
+@contextlib.contextmanager
+def runs_fail_on_interrupt():
+    """SIGTERM and SIGINT become an exception, so every open MLflow run (the parent and its
+    nested model runs) ends FAILED rather than staying RUNNING; any other exception does the same.
+    (kill -9 cannot be caught: such a run stays RUNNING.)"""
+    import mlflow
+
+    def interrupt(number, frame):
+        raise Interrupted(signal.Signals(number).name)
+
+    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    except BaseException:
+        while mlflow.active_run() is not None:  # runs opened outside a with-block
+            mlflow.end_run("FAILED")
+        raise
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def train_command(
@@ -21,7 +49,8 @@ def train_command(
     from training.train import format_summary, train
     if model not in ("xgboost", "logistic"):
         raise typer.BadParameter(f"{model!r}: allowed xgboost or logistic", param_hint="--model")
-    summary = train(data, model, horizon, register, promote_if_better, seed, test_from)
+    with runs_fail_on_interrupt():
+        summary = train(data, model, horizon, register, promote_if_better, seed, test_from)
     typer.echo(format_summary(summary))
 
 

@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from serving.deps import AppSettings, Evaluator, Holder, Jobs
 from serving.errors import InputProblems
 from serving.routes.jobs import staging_dir, submit_job
-from serving.uploads import check_tables, save_uploads
+from serving.uploads import check_tables, declared_format, save_uploads
 
 router = APIRouter(tags=["evaluations"])
 
@@ -30,6 +30,10 @@ async def evaluations(
     activities: UploadFile | None = File(None, description="BIP mode: activities table"),
     outcomes: UploadFile | None = File(None, description="BIP mode: outcomes (register) table"),
     kind: str | None = Form(None, max_length=64, description="BIP mode: the intervention kind"),
+    sep: str | None = Form(None, max_length=16, description="CSV separator when not ',' (e.g. ';' or tab)"),
+    encoding: str | None = Form(None, max_length=16, description="CSV encoding when not UTF-8: cp1252 or latin-1"),
+    date_format: str | None = Form(None, max_length=32, description="dates when not ISO 8601: dd-mm-yyyy, dd.mm.yyyy, ... "
+                                   "(never guessed)"),
     horizon: int = Form(12, ge=1, le=60),
     estimand: str = Form("ATT", pattern="^(ATT|ATE)$"),
     seed: int = Form(0, ge=0, le=2**32 - 1),
@@ -46,7 +50,8 @@ async def evaluations(
             staged = await run_in_threadpool(save_uploads, uploads, staged_dir)
             await run_in_threadpool(check_tables, staged, ("persons", "measurements", "outcomes"), settings)
             current = holder.current
-            params = {"mode": "bip", "kind": kind, "horizon": horizon, "estimand": estimand, "seed": seed,
+            params = {"mode": "bip", "file_format": declared_format(sep, encoding, date_format),
+                      "kind": kind, "horizon": horizon, "estimand": estimand, "seed": seed,
                       "model_uri": current.pinned_uri if (with_score and current) else None}
         else:
             if cohort is None or not treatment or not outcome:
