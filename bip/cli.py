@@ -8,6 +8,7 @@ import typer
 
 from evaluation.cli import check_command, evaluate_command
 from features.validation import ValidationError
+from monitoring.cli import monitor_command
 from serving.cli import keys_app, serve_command
 from simulation.cli import simulate_command
 from training.cli import promote_command, runs_command, score_command, train_command
@@ -38,6 +39,7 @@ app.command("serve")(serve_command)
 app.add_typer(keys_app, name="keys")
 app.command("evaluate")(friendly(evaluate_command))
 app.command("evaluate-check")(check_command)
+app.command("monitor")(friendly(monitor_command))
 
 
 @app.callback()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from models.scoring import ScoringModel
+from serving.observability import record_model_swap
 
 log = logging.getLogger("bip.serving")
 
@@ -62,7 +63,9 @@ class ModelHolder:
                 if self.current is None:
                     self.last_error = reason
                 return False, reason
+            previous = self.current
             self.current = Loaded(model, name or self.uri, version, alias, self.uri, pinned)  # atomic swap
+            record_model_swap(previous, self.current)
             self.last_error = None
             return True, f"serving {name} version {version}"
 
