@@ -11,6 +11,7 @@ import typer
 from evaluation.cli import check_command, evaluate_command
 from features.cli import db_app
 from features.validation import ValidationError
+from monitoring.cli import monitor_command
 from serving.cli import keys_app, serve_command
 from simulation.cli import simulate_command
 from training.cli import promote_command, runs_command, score_command, train_command
@@ -72,6 +73,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.command("evaluate")(friendly(with_file_format(evaluate_command)))
 app.command("evaluate-check")(check_command)
+app.command("monitor")(friendly(monitor_command))
 
 
 @app.callback()

@@ -68,6 +68,17 @@ class Settings(BaseSettings):
     job_retention_s: int = 24 * 3600                 # results (pseudonymous ids + scores) deleted after this
     dask_address: str | None = None                  # run jobs on this Dask scheduler instead of locally
 
+    # --- monitoring (serving/observability.py, monitoring/)
+    score_bands: tuple[float, float] = (0.05, 0.15)  # low / middle / high, as the caseworker page words them
+    monitoring_db: Path = Path("var/monitoring.sqlite")  # the scored window: counts per day, shared by workers
+    monitoring_window_days: int = 30                 # drift and estimates look at this many days of scores
+    monitoring_flush_s: float = 5.0                  # a worker writes its counts to monitoring_db this often
+    psi_watch: float = 0.1                           # PSI from here: watch
+    psi_act: float = 0.25                            # PSI from here: act (investigate, consider retraining)
+    drift_p_value: float = 0.01                      # and the chi-square test must reject at this level
+    drift_min_count: int = 200                       # fewer scores in the window: no drift verdict
+    monitoring_experiment: str = "bip-monitoring"
+
     # --- training
     horizon_months: int = 12
     folds: int = 5

@@ -80,8 +80,9 @@ def check(request: ScoreRequest, person, ratings, spells, schema, today: date) -
     return as_of
 
 
-def score_citizen(model: ScoringModel, request: ScoreRequest, today: date) -> dict:
-    """The per-request path: no pandas, one small float array, the booster called directly."""
+def score_citizen(model: ScoringModel, request: ScoreRequest, today: date, observe=None) -> dict:
+    """The per-request path: no pandas, one small float array, the booster called directly.
+    `observe(feature_row, probability)`, when given, sees the scored row (the monitoring window)."""
     schema = model.schema
     person, ratings, spells = citizen_inputs(request)
     as_of = check(request, person, ratings, spells, schema, today)
@@ -92,6 +93,8 @@ def score_citizen(model: ScoringModel, request: ScoreRequest, today: date) -> di
     contributions, base = model.explain(X)
     log_odds = model.explained_log_odds(contributions, base)
     probability = sigmoid(log_odds)
+    if observe is not None:
+        observe(X[:1], float(probability[0]))
     low, high = model.interval(X[:1], log_odds[:1])
     groups = model.groups
     parts = []

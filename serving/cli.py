@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import typer
 
@@ -17,6 +18,14 @@ def serve_command(
 ) -> None:
     """Serve the API and pages; loads the champion at start."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # one thread per worker: no oversubscription
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # metrics from every worker need a shared folder, set before the workers start and
+        # emptied at each start (prometheus-client's multiprocess mode)
+        import shutil
+        folder = Path("var/prometheus")
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder.resolve())
     import uvicorn
     uvicorn.run("serving.main:create_app", factory=True, host=host, port=port, workers=workers,
                 log_level="info", access_log=False)

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from bip.config import get_settings
+from serving.observability import record_input_problems
 
 
 class InputProblems(Exception):
@@ -61,6 +62,7 @@ def table_problems(problems) -> list[dict]:
 
 def problems_response(problems: list[dict], status: int = 422) -> JSONResponse:
     """The one error body for bad input: a count and at most max_listed_problems problems."""
+    record_input_problems(problems)
     cap = get_settings().max_listed_problems
     return JSONResponse(status_code=status, content={
         "detail": f"{len(problems)} problem(s) in the input" + (f"; the first {cap} listed" if len(problems) > cap else ""),

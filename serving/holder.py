@@ -12,6 +12,7 @@ from pathlib import Path
 
 from models.scoring import ScoringModel
 from models.store import announce_model_change
+from serving.observability import record_model_swap
 
 log = logging.getLogger("bip.serving")
 
@@ -85,9 +86,9 @@ class ModelHolder:
                 elif self.current.version != self._refused_version:
                     self.degraded = f"the champion was refused ({reason}); still serving version {self.current.version}"
                 return False, reason
-            self.current = loaded  # atomic swap
+            previous, self.current = self.current, loaded  # atomic swap
+            record_model_swap(previous, loaded)
             self.last_error, self.degraded, self._refused_version = None, None, None
-            log.info("model swap: serving %s version %s", loaded.name, loaded.version)
             self._remember(loaded)
             return True, f"serving {loaded.name} version {loaded.version}"
 
@@ -110,6 +111,7 @@ class ModelHolder:
             log.error("last good model could not be loaded either: %s", error)
             return
         self.current = loaded
+        record_model_swap(None, loaded)
         self.degraded = f"the champion was refused ({reason}); serving the last good version {loaded.version}"
         log.warning("model degraded: %s", self.degraded)
 

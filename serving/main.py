@@ -13,33 +13,38 @@ from starlette.concurrency import run_in_threadpool
 
 from bip.config import Settings, get_settings, use_settings
 from features.sources import open_source
+from monitoring.service import Monitor
 from serving.audit import AuditLog, load_salt
 from serving.errors import install_error_handlers
 from serving.holder import ModelHolder
 from serving.jobs import JobStore
 from serving.keys import KeyStore
 from serving.middleware import AuditTrail, Authenticate, BodyLimit
-from serving.routes import citizens, cohorts, evaluations, jobs, model, pages, score, service
+from serving.observability import RequestObservability, configure_logging
+from serving.routes import citizens, cohorts, evaluations, jobs, model, monitoring, pages, score, service
 from serving.security import install_security
 
 log = logging.getLogger("bip.serving")
-ROUTERS = (service, model, score, citizens, cohorts, evaluations, jobs, pages)
+ROUTERS = (service, model, score, citizens, cohorts, evaluations, jobs, monitoring, pages)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The service: every dependency built from one Settings object (the environment by default)."""
     settings = settings or get_settings()
     use_settings(settings)  # code below the routes (model store, jobs) reads the same settings
+    configure_logging()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         from models.store import configure_tracking
         configure_tracking()
         await run_in_threadpool(app.state.holder.load)
+        if app.state.holder.current is not None:  # the drift reference, read before the first score
+            await run_in_threadpool(app.state.monitor.profile, app.state.holder.current)
         task = asyncio.create_task(_watch_champion(app))
         yield
-        if task:
-            task.cancel()
+        task.cancel()
+        app.state.monitor.window.flush()  # this worker's last counts
         app.state.citizens.close()
 
     app = FastAPI(title="bip-score", version="0.2.0", lifespan=lifespan,
@@ -49,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.holder = ModelHolder(settings.model_uri, settings.model_marker)
     app.state.jobs = JobStore(settings.jobs_dir, settings)
     app.state.citizens = open_source(settings.citizen_source)  # read-only, by person_id
+    app.state.monitor = Monitor(settings)
     keys = KeyStore(settings.keys_file)
     audit = AuditLog(settings.audit_log, load_salt(settings.audit_salt_file), settings.audit_refused_interval_s)
 
@@ -57,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routes = [route for module in ROUTERS for route in module.router.routes]  # the routers as written, unprefixed
     app.add_middleware(Authenticate, routes=routes, keys=keys, require_keys=settings.require_keys)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestObservability, routes=routes)  # outermost: sees every answer, 401s and 413s too
     install_error_handlers(app)
     citizens.install_citizen_handlers(app)
     for module in ROUTERS:

@@ -8,6 +8,7 @@ from pathlib import Path
 import mlflow
 
 from features.tables import load_and_validate
+from monitoring.profile import log_reference_profile
 from training import tracking
 from training.pipeline import attach_truth, evaluate, fingerprint, fit_all
 
@@ -31,6 +32,7 @@ def train(data: str | Path, model: str = "xgboost", horizon: int = 12, register:
         for kind, fit in fitted.items():
             evaluation = evaluate(fit, examples, oracle)
             run_id, uri = tracking.log_model_run(fit, evaluation, examples, context, schema, oracle)
+            log_reference_profile(run_id, fit.model, examples.X[examples.train])  # drift reference (monitoring/)
             summary["models"][kind] = {"run_id": run_id, "model_uri": uri, "params": fit.params,
                                        **{part: evaluation[part] for part in ("validation", "test", "oracle_test")
                                           if part in evaluation},

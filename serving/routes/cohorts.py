@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from serving.deps import AppSettings, CurrentModel, Evaluator, Jobs, model_ref
 from serving.routes.jobs import staging_dir, submit_job
 from serving.errors import TooLarge
+from serving.observability import record_scores
 from serving.uploads import check_tables, count_json_lines, declared_format, save_uploads
 from serving.work import MEDIA_TYPES, cohort_tables, render_scores, score_cohort
 
@@ -65,6 +66,7 @@ async def score_cohort_route(
             tables = cohort_tables(staged, current.model.schema, file_format=file_format)
             request.state.person_ids = tables["persons"]["person_id"].unique().tolist()
             frame = score_cohort(current.model, current.version, tables, at, explain, with_groups)
+            record_scores(frame["probability"])
             return render_scores(frame, format, ref)
 
         return Response(await run_in_threadpool(inline), media_type=MEDIA_TYPES[format])

@@ -11,6 +11,7 @@ from features.schema import load_schema
 from serving.citizen import score_citizen
 from serving.deps import Caseworker, CurrentModel, model_ref
 from serving.examples import example_body
+from serving.observability import record_score, window_observer
 from serving.schemas import ScoreRequest, ScoreResponse
 
 router = APIRouter(tags=["scores"])
@@ -25,7 +26,9 @@ async def score(request: Request, caller: Caseworker, current: CurrentModel,
     request.state.person_ids = [body.person.person_id]
     # sub-millisecond and single-threaded by design: scored on the event loop, no thread hop;
     # the answer is built to the ScoreResponse schema and sent as it is
-    result = score_citizen(current.model, body, date.today())
+    result = score_citizen(current.model, body, date.today(),
+                           observe=window_observer(request.app.state.monitor, current))
+    record_score(result["probability"])
     result["as_of"] = result["as_of"].isoformat()
     change = result["change"]
     if change["previous_as_of"] is not None:

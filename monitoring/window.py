@@ -1,0 +1,72 @@
+"""The rolling window of what the service scored: counts per day, aspect and category, shared
+by every worker through one small SQLite file. No ids, no rows, only counts.
+
+Each worker adds to its own counts in memory (no I/O on the request path) and writes them
+into the file at most every Settings.monitoring_flush_s seconds (an upsert per category, in
+one transaction), and when asked for the window. Days older than the window are deleted.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections import defaultdict
+from datetime import date, timedelta
+from pathlib import Path
+
+_SCHEMA = """CREATE TABLE IF NOT EXISTS scored (
+    day TEXT NOT NULL, model_version TEXT NOT NULL, aspect TEXT NOT NULL, category TEXT NOT NULL,
+    n INTEGER NOT NULL, PRIMARY KEY (day, model_version, aspect, category))"""
+
+
+class ScoreWindow:
+    def __init__(self, path: str | Path, window_days: int = 30, flush_s: float = 5.0):
+        self.path, self.window_days, self.flush_s = Path(path), window_days, flush_s
+        self._pending: dict[tuple[str, str, str, str], int] = defaultdict(int)
+        self._lock = threading.Lock()
+        self._last_flush = time.monotonic()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=10)
+        db.execute("PRAGMA journal_mode=WAL")
+        return db
+
+    def observe(self, model_version: str, counts: dict[str, dict[str, int]], day: date | None = None) -> None:
+        """Add one or many scored occasions' counts (from monitoring.profile.count_for_profile)."""
+        day_text = (day or date.today()).isoformat()
+        with self._lock:
+            for aspect, categories in counts.items():
+                for category, n in categories.items():
+                    self._pending[(day_text, str(model_version), aspect, category)] += int(n)
+        if time.monotonic() - self._last_flush >= self.flush_s:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write this worker's counts into the shared file."""
+        with self._lock:
+            pending, self._pending = self._pending, defaultdict(int)
+            self._last_flush = time.monotonic()
+        if not pending:
+            return
+        oldest = (date.today() - timedelta(days=self.window_days + 1)).isoformat()
+        with self._connect() as db:
+            db.executemany("INSERT INTO scored VALUES (?, ?, ?, ?, ?) ON CONFLICT (day, model_version, aspect, "
+                           "category) DO UPDATE SET n = n + excluded.n",
+                           [(*key, n) for key, n in pending.items()])
+            db.execute("DELETE FROM scored WHERE day < ?", (oldest,))
+
+    def counts(self, model_version: str, today: date | None = None) -> dict[str, dict[str, int]]:
+        """Counts per aspect and category over the last window_days days, all workers together."""
+        self.flush()
+        first = ((today or date.today()) - timedelta(days=self.window_days - 1)).isoformat()
+        out: dict[str, dict[str, int]] = defaultdict(dict)
+        with self._connect() as db:
+            rows = db.execute("SELECT aspect, category, SUM(n) FROM scored WHERE model_version = ? AND day >= ? "
+                              "GROUP BY aspect, category", (str(model_version), first)).fetchall()
+        for aspect, category, n in rows:
+            out[aspect][category] = int(n)
+        return dict(out)
