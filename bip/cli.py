@@ -6,7 +6,7 @@ import functools
 
 import typer
 
-from evaluation.cli import check_command, evaluate_command
+from evaluation.cli import check_command, evaluate_command, publish_command
 from features.cli import db_app
 from features.validation import ValidationError
 from serving.cli import keys_app, serve_command
@@ -39,6 +39,7 @@ app.command("serve")(serve_command)
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.command("evaluate")(friendly(evaluate_command))
+app.command("evaluate-publish")(publish_command)
 app.command("evaluate-check")(check_command)
 
 
