@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from evaluation.cli import check_command, evaluate_command
+from evaluation.cli import check_command, evaluate_command, publish_command
 from features.cli import db_app
 from features.validation import ValidationError
 from monitoring.cli import monitor_command
@@ -72,6 +72,7 @@ app.command("serve")(serve_command)
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.command("evaluate")(friendly(with_file_format(evaluate_command)))
+app.command("evaluate-publish")(publish_command)
 app.command("evaluate-check")(check_command)
 app.command("monitor")(friendly(monitor_command))
 

@@ -94,6 +94,14 @@ class Settings(BaseSettings):
     treatment_window_days: int = 31                  # a kind starting within this many days is "treated"
     follow_up_3m_days: tuple[int, int] = (45, 135)
     follow_up_6m_days: tuple[int, int] = (135, 225)
+    evaluation_folds: int = 5                        # cross-fitting folds, grouped by person
+    variance_splits: int = 2                         # split-half halvings for the SE with nuisance error; 0 = off
+    evaluation_threads: int = 1                      # BLAS/OpenMP threads per evaluation (1: no oversubscription)
+    comparison_per_treated: int = 5                  # ATT: comparison occasions kept per treated one ...
+    comparison_min: int = 40_000                     # ... but never fewer than this (below it: no subsampling)
+    max_treated: int = 20_000                        # treated occasions per kind beyond this: a random subsample
+    score_bands: tuple[float, float] = (0.03, 0.10)  # readiness bands by the model's probability: low/middle/high
+    rating_bands: tuple[float, float] = (2.5, 3.5)   # ... or by the mean caseworker rating when no model is given
 
     @property
     def model_uri(self) -> str:

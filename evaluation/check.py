@@ -19,8 +19,12 @@ from features.contract import ACTIVITY_KINDS
 from features.schema import load_schema
 
 
-def run_check(seeds: list[int], persons: int = 4000, kinds: list[str] | None = None, log=print) -> pd.DataFrame:
-    from evaluation.run import compare_with_truth, evaluate_intervention
+def run_check(seeds: list[int], persons: int = 4000, kinds: list[str] | None = None, log=print,
+              out: str | None = None) -> pd.DataFrame:
+    """Simulate each seed, evaluate every kind from one build of the occasions, compare with the
+    truth. With `out`, the rows so far are written after every seed (a long check can be read
+    while it runs)."""
+    from evaluation.run import compare_with_truth, evaluate
     from features.tables import read_tables
     from simulation.simulate import simulate
     schema = load_schema()
@@ -30,16 +34,26 @@ def run_check(seeds: list[int], persons: int = 4000, kinds: list[str] | None = N
         with tempfile.TemporaryDirectory() as folder:
             simulate(persons=persons, seed=seed, out=folder, schema=schema, paths=2, effect_paths=100)
             tables = read_tables(folder)
-            for kind in kinds or ACTIVITY_KINDS:
-                result = evaluate_intervention(tables, schema, kind, seed=seed, progression=False)
+            kind = kinds[0] if kinds and len(kinds) == 1 else "all"
+            evaluation = evaluate(tables, kind=kind, seed=seed, schema=schema, progression=False)
+            for name, result in evaluation["kinds"].items():
+                if kinds and name not in kinds:
+                    continue
                 truth = compare_with_truth(result, Path(folder) / "truth.json", 12)
-                rows.append({"seed": seed, "kind": kind, "estimate": result["estimate"], "ci_low": result["ci_low"],
-                             "ci_high": result["ci_high"], "naive": result["naive"]["estimate"],
+                if truth is None:
+                    continue
+                rows.append({"seed": seed, "kind": name, "estimate": result["estimate"], "ci_low": result["ci_low"],
+                             "ci_high": result["ci_high"], "se": result["se"], "se_influence": result["se_influence"],
+                             "se_split": result["se_split"], "naive": result["naive"]["estimate"],
                              "naive_ci_low": result["naive"]["ci_low"], "naive_ci_high": result["naive"]["ci_high"],
                              "truth": truth["true_att_12m"], "covered": truth["covered"],
+                             "covered_influence_only": abs(result["estimate"] - truth["true_att_12m"])
+                             <= 1.959963984540054 * result["se_influence"],
                              "naive_covered": result["naive"]["ci_low"] <= truth["true_att_12m"] <= result["naive"]["ci_high"],
-                             "n_treated": result["n_treated"]})
+                             "n_treated": result["n_treated"], "seconds": result["seconds"]})
         log(f"seed {seed}: {time.time() - start:.0f} s")
+        if out:
+            pd.DataFrame(rows).to_csv(out, index=False)
     return pd.DataFrame(rows)
 
 
@@ -50,17 +64,19 @@ def summarise(frame: pd.DataFrame) -> pd.DataFrame:
         seeds=("seed", "count"), true_att=("truth", "mean"), mean_estimate=("estimate", "mean"),
         bias=("error", "mean"), rmse=("error", lambda e: float(np.sqrt(np.mean(e ** 2)))),
         coverage=("covered", "mean"), mean_ci_width=("width", "mean"),
+        coverage_influence_only=("covered_influence_only", "mean"),
         naive_bias=("naive_error", "mean"), naive_coverage=("naive_covered", "mean"),
         treated=("n_treated", "mean"))
 
 
 def check_command(seeds: int = 20, first_seed: int = 100, persons: int = 4000, out: str = "data/evaluation_check.csv"):
-    frame = run_check(list(range(first_seed, first_seed + seeds)), persons)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
+    frame = run_check(list(range(first_seed, first_seed + seeds)), persons, out=out)
     frame.to_csv(out, index=False)
     table = summarise(frame)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4f}".format):
         print(table)
-    print(f"\noverall coverage {frame['covered'].mean():.3f} over {len(frame)} estimates; "
+    print(f"\noverall coverage {frame['covered'].mean():.3f} over {len(frame)} estimates "
+          f"(influence-function SE alone: {frame['covered_influence_only'].mean():.3f}); "
           f"naive coverage {frame['naive_covered'].mean():.3f}; rows in {out}")
     return table

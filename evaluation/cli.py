@@ -1,4 +1,4 @@
-"""`bip evaluate` and `bip evaluate-check`."""
+"""`bip evaluate`, `bip evaluate-publish` and `bip evaluate-check`."""
 
 from __future__ import annotations
 
@@ -9,53 +9,87 @@ import typer
 
 
 def evaluate_command(
-    out: Path = typer.Option(..., help="Output folder for evaluation.json and report.html."),
+    out: Path = typer.Option(..., help="Output folder for evaluation.json, report.html (and band_effects.json)."),
     cohort: Path = typer.Option(None, help="Generic mode: a .csv or .parquet table, one row per unit."),
     treatment: str = typer.Option(None, help="Generic mode: the 0/1 treatment column."),
     outcome: str = typer.Option(None, help="Generic mode: the outcome column."),
-    covariates: str = typer.Option(None, help="Generic mode: comma-separated covariate columns (default: all others)."),
+    covariates: str = typer.Option(None, help="Generic mode: comma-separated covariates (default: all others "
+                                               "except id-like columns, which are listed)."),
     subgroups: str = typer.Option(None, help="Generic mode: comma-separated columns for subgroup effects."),
+    design: str = typer.Option("observational", help="Generic mode: observational or randomized."),
     data: Path = typer.Option(None, help="BIP mode: folder with the four tables."),
-    kind: str = typer.Option(None, help="BIP mode: the intervention kind, e.g. virksomhedspraktik."),
+    kind: str = typer.Option("all", help="BIP mode: 'all' or one intervention kind, e.g. virksomhedspraktik."),
     horizon: int = typer.Option(12, help="BIP mode: outcome horizon in months."),
     estimand: str = typer.Option("ATT", help="ATT or ATE."),
     seed: int = typer.Option(0, help="Seed for cross-fitting."),
     model: str = typer.Option(None, help="BIP mode: model URI for the readiness score (default: none)."),
+    language: str = typer.Option("da", help="The report's first language: da or en (it has a switch)."),
+    log: bool = typer.Option(True, help="Log the evaluation as an MLflow run."),
+    publish: bool = typer.Option(False, help="BIP mode: mark this evaluation as the published one."),
 ) -> None:
-    """Estimate an intervention's effect with AIPW: generic (--cohort) or BIP mode (--data --kind)."""
+    """Estimate intervention effects: generic (--cohort) or BIP mode (--data, every kind by default)."""
     from evaluation.estimate import EvaluationInputError, read_cohort, write_outputs
-    from evaluation.run import compare_with_truth, evaluate_generic, evaluate_intervention
+    from evaluation.run import compare_with_truth, evaluate
     try:
+        if language not in ("da", "en"):
+            raise EvaluationInputError("language", language, "da or en")
         if data is not None:
             from features.tables import load_and_validate
-            if not kind:
-                raise EvaluationInputError("kind", None, "an intervention kind in BIP mode")
             tables, schema = load_and_validate(data)
             scoring_model = None
             if model:
                 from models.store import configure_tracking, load_scoring_model
                 configure_tracking()
                 scoring_model = load_scoring_model(model)
-            result = evaluate_intervention(tables, schema, kind, horizon, estimand, seed, scoring_model)
-            truth = compare_with_truth(result, Path(data) / "truth.json", horizon)
-            if truth:
-                result["truth"] = truth
-            title = f"Effect of starting {kind} on job or education within {horizon} months"
+            result = evaluate(tables, kind=kind, horizon=horizon, estimand=estimand, seed=seed, model=scoring_model,
+                              schema=schema, progress=lambda f, m: typer.echo(f"[{100 * f:3.0f}%] {m}", err=True))
+            for r in result["kinds"].values():
+                truth = compare_with_truth(r, Path(data) / "truth.json", horizon)
+                if truth:
+                    r["truth"] = truth
         else:
             if cohort is None or not treatment or not outcome:
-                raise EvaluationInputError("cohort", None, "--cohort, --treatment and --outcome (or --data and --kind)")
-            frame = read_cohort(cohort)
-            result = evaluate_generic(frame, treatment, outcome, covariates.split(",") if covariates else None,
-                                      estimand, seed, subgroups.split(",") if subgroups else None)
-            title = f"Effect of {treatment} on {outcome}"
+                raise EvaluationInputError("cohort", None, "--cohort, --treatment and --outcome (or --data)")
+            if publish:
+                raise EvaluationInputError("publish", True, "BIP mode only (effects by readiness band)")
+            result = evaluate(cohort=read_cohort(cohort), treatment=treatment, outcome=outcome,
+                              covariates=covariates.split(",") if covariates else None,
+                              subgroups=subgroups.split(",") if subgroups else None, design=design,
+                              estimand=estimand, seed=seed)
     except EvaluationInputError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2)
-    public = write_outputs(result, out, title)
-    summary = {k: public[k] for k in ("estimand", "estimate", "ci_low", "ci_high", "n_treated", "n_control")}
-    typer.echo(json.dumps({**summary, "naive": public["naive"]["estimate"], "warnings": public["diagnostics"]["warnings"],
-                           **({"truth": public["truth"]} if "truth" in public else {})}, indent=2))
+    public = write_outputs(result, out, language=language)
+    typer.echo(json.dumps(_summary(public), indent=2, ensure_ascii=False))
     typer.echo(f"wrote {out / 'evaluation.json'} and {out / 'report.html'}")
+    if log:
+        from evaluation.tracking import log_evaluation
+        run_id = log_evaluation(result, publish=publish)
+        typer.echo(f"MLflow run {run_id}" + (" (published)" if publish else ""))
+
+
+def _summary(public: dict) -> dict:
+    def one(r):
+        if r.get("estimate") is None:
+            return {"note": r.get("note")}
+        return {**{k: r[k] for k in ("estimand", "estimate", "ci_low", "ci_high", "n_treated", "n_control")},
+                "naive": r["naive"]["estimate"], "warnings": r["diagnostics"]["warnings"],
+                **({"truth": r["truth"]} if "truth" in r else {})}
+    if public.get("mode") == "bip":
+        return {"kinds": {k: one(r) for k, r in public["kinds"].items()}, "seconds": public["timing"]["total_s"]}
+    return {**one(public), "excluded_covariates": public.get("excluded_covariates", []), "design": public["design"]}
+
+
+def publish_command(run_id: str = typer.Argument(..., help="The MLflow run id of an all-kinds BIP evaluation.")) -> None:
+    """Mark an evaluation as published: its effects by readiness band go to the caseworker page."""
+    from evaluation.estimate import EvaluationInputError
+    from evaluation.tracking import publish_evaluation
+    try:
+        publish_evaluation(run_id)
+    except EvaluationInputError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"published {run_id}")
 
 
 def check_command(

@@ -1,19 +1,29 @@
-"""Generic mode: any table with a 0/1 treatment, an outcome and covariates -> an effect estimate
-with diagnostics, written as evaluation.json and report.html."""
+"""Generic mode and the shared estimation core: any table with a 0/1 treatment, an outcome and
+covariates -> an effect estimate with diagnostics, written as evaluation.json and report.html."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
-from evaluation.aipw import aipw, balancing_weights, cross_fit, naive_difference, standardized_mean_differences
+from bip.config import Settings, get_settings
+from evaluation.aipw import (
+    Z95,
+    aipw,
+    balancing_weights,
+    cross_fit,
+    naive_difference,
+    split_half_se,
+    standardized_mean_differences,
+)
 
-MIN_ARM = 20          # fewer treated or controls than this: no estimate
-SMD_WARNING = 0.1     # the usual threshold for a covariate left unbalanced
-TRIM = 0.02
+DESIGNS = ("observational", "randomized")
+_ID_NAME = re.compile(r"(^|_)id$|^id_", re.IGNORECASE)
 
 
 class EvaluationInputError(ValueError):
@@ -32,6 +42,21 @@ def read_cohort(path: str | Path) -> pd.DataFrame:
     if path.suffix == ".csv":
         return pd.read_csv(path)
     raise EvaluationInputError("cohort", str(path), "a .csv or .parquet file")
+
+
+def id_like_columns(frame: pd.DataFrame, candidates: list[str]) -> list[dict]:
+    """Columns that identify rows rather than describe them: named id / *_id / id_*, or text or
+    integer values unique in every row (a continuous measurement is unique too, so floats count
+    only by name). Such a column as a covariate lets the models memorise rows and costs minutes."""
+    out = []
+    for column in candidates:
+        values = frame[column]
+        if _ID_NAME.search(str(column)):
+            out.append({"column": column, "reason": "named like an identifier"})
+        elif (not pd.api.types.is_float_dtype(values) and len(frame) > 1
+              and values.nunique(dropna=False) == len(frame)):
+            out.append({"column": column, "reason": "a different value in every row"})
+    return out
 
 
 def encode_covariates(frame: pd.DataFrame, covariates: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -55,136 +80,238 @@ def encode_covariates(frame: pd.DataFrame, covariates: list[str]) -> tuple[np.nd
     return np.hstack(parts), names
 
 
-def check_inputs(frame: pd.DataFrame, treatment: str, outcome: str, covariates: list[str]) -> None:
+def check_inputs(frame: pd.DataFrame, treatment: str, outcome: str, covariates: list[str],
+                 min_arm: int = 20) -> None:
+    """Refuse what cannot give an honest estimate, naming the field, the value and what is allowed."""
     for role, column in [("treatment", treatment), ("outcome", outcome)] + [("covariates", c) for c in covariates]:
         if column not in frame.columns:
             raise EvaluationInputError(role, column, f"a column of the cohort: {list(frame.columns)[:30]}")
+    if outcome == treatment:
+        raise EvaluationInputError("outcome", outcome, "a column other than the treatment column")
+    for column in covariates:
+        if column in (treatment, outcome):
+            raise EvaluationInputError("covariates", column, "columns other than the treatment and the outcome")
     values = set(pd.unique(frame[treatment].dropna()))
     if not values <= {0, 1, True, False} or frame[treatment].isna().any():
         raise EvaluationInputError("treatment", sorted(map(str, values))[:10], "0 or 1 in every row")
     if frame[outcome].isna().any() or not pd.api.types.is_numeric_dtype(frame[outcome]):
         raise EvaluationInputError("outcome", outcome, "a numeric column (0/1 for a binary outcome) with no empty rows")
+    if frame[outcome].nunique() < 2:
+        raise EvaluationInputError("outcome", {"column": outcome, "only_value": float(frame[outcome].iloc[0])},
+                                   "an outcome that varies between rows")
+    if np.array_equal(frame[outcome].astype(float).to_numpy(), frame[treatment].astype(float).to_numpy()):
+        raise EvaluationInputError("outcome", outcome, "an outcome that is not a copy of the treatment column")
     treated = int((frame[treatment] == 1).sum())
     control = len(frame) - treated
-    if treated < MIN_ARM or control < MIN_ARM:
+    if treated < min_arm or control < min_arm:
         raise EvaluationInputError("treatment", {"treated": treated, "control": control},
-                                   f"at least {MIN_ARM} treated and {MIN_ARM} control rows")
+                                   f"at least {min_arm} treated and {min_arm} control rows")
     if not covariates:
         raise EvaluationInputError("covariates", [], "at least one covariate column")
 
 
 def estimate_effect(frame: pd.DataFrame, treatment: str, outcome: str, covariates: list[str],
                     estimand: str = "ATT", seed: int = 0, cluster: str | None = None,
-                    subgroups: list[str] | None = None) -> dict:
+                    subgroups: list[str] | None = None, design: str = "observational",
+                    settings: Settings | None = None) -> dict:
     """The doubly robust estimate with its 95% interval, the naive difference beside it,
-    diagnostics and subgroup effects."""
+    diagnostics and subgroup effects, for a table with named columns."""
+    settings = settings or get_settings()
     if estimand not in ("ATT", "ATE"):
         raise EvaluationInputError("estimand", estimand, "ATT or ATE")
-    check_inputs(frame, treatment, outcome, covariates)
+    if design not in DESIGNS:
+        raise EvaluationInputError("design", design, f"one of {list(DESIGNS)}")
+    check_inputs(frame, treatment, outcome, covariates, settings.min_arm)
     frame = frame.reset_index(drop=True)
     X, names = encode_covariates(frame, covariates)
     t = frame[treatment].astype(int).to_numpy()
     y = frame[outcome].astype(float).to_numpy()
     clusters = frame[cluster].astype(str).to_numpy() if cluster else np.arange(len(frame)).astype(str)
-    nuisances = cross_fit(X, t, y, clusters, seed=seed, trim=TRIM, estimand=estimand)
-    kept = nuisances.kept
-    e = nuisances.propensity
-    no_common_support = np.quantile(e[t == 1], 0.05) > np.quantile(e[t == 0], 0.95)
-    if kept.mean() < 0.5 or no_common_support:
-        raise EvaluationInputError("treatment", {"share_trimmed": round(float(1 - kept.mean()), 3)},
-                                   "overlap: treated and comparison rows with similar covariates (here the "
-                                   "covariates all but determine who is treated, so no comparison is possible)")
-    if t[kept].sum() < MIN_ARM or (1 - t[kept]).sum() < MIN_ARM:
-        raise EvaluationInputError("treatment", {"treated_after_trimming": int(t[kept].sum()),
-                                                 "control_after_trimming": int((1 - t[kept]).sum())},
-                                   f"overlap: at least {MIN_ARM} of each arm left after trimming extreme propensities")
+    result = estimate_arrays(X, names, t, y, clusters, frame, subgroups or [], estimand, seed, settings, design,
+                             unit=cluster or "row")
+    result.update({"treatment": treatment, "outcome": outcome, "covariates": covariates})
+    return result
+
+
+def estimate_arrays(X: np.ndarray, names: list[str], t: np.ndarray, y: np.ndarray, clusters: np.ndarray,
+                    frame: pd.DataFrame, subgroups: list[str], estimand: str, seed: int, settings: Settings,
+                    design: str = "observational", unit: str = "row", nuisances=None) -> dict:
+    """The estimation core on an encoded matrix (rows aligned with `frame`, used for subgroups).
+
+    Observational: propensity and outcome models cross-fitted by cluster; the interval uses the
+    larger of the clustered influence-function SE and the split-half SE (nuisance error
+    included). Randomized: the propensity is the known share treated (no model), so the
+    estimate is the experiment's difference adjusted for covariates only for precision.
+    """
+    randomized = design == "randomized"
+    share = float(t.mean()) if randomized else None
+    if nuisances is None:
+        nuisances = cross_fit(X, t, y, clusters, seed=seed, folds=settings.evaluation_folds, trim=settings.trim,
+                              estimand=estimand, propensity=share)
+    kept, e = nuisances.kept, nuisances.propensity
+    if not randomized:
+        no_common_support = np.quantile(e[t == 1], 0.05) > np.quantile(e[t == 0], 0.95)
+        if kept.mean() < 0.5 or no_common_support:
+            raise EvaluationInputError("treatment", {"share_trimmed": round(float(1 - kept.mean()), 3)},
+                                       "overlap: treated and comparison rows with similar covariates (here the "
+                                       "covariates all but determine who is treated, so no comparison is possible)")
+        if t[kept].sum() < settings.min_arm or (1 - t[kept]).sum() < settings.min_arm:
+            raise EvaluationInputError("treatment", {"treated_after_trimming": int(t[kept].sum()),
+                                                     "control_after_trimming": int((1 - t[kept]).sum())},
+                                       f"overlap: at least {settings.min_arm} of each arm left after trimming "
+                                       "extreme propensities")
     result = aipw(y, t, nuisances, clusters, estimand)
+    if settings.variance_splits > 0:
+        se_split, _ = split_half_se(X, t, y, clusters, seed, settings.variance_splits, settings.trim, estimand,
+                                    propensity=share)
+        result.se_split = se_split
+        result.se = max(result.se, se_split)
     naive = naive_difference(y, t, clusters)
-    diagnostics = _diagnostics(X, names, t, nuisances, estimand)
+    diagnostics = _diagnostics(X, names, t, nuisances, estimand, settings, randomized)
     low, high = result.ci
-    out = {
-        "estimand": estimand, "estimate": result.estimate, "ci_low": low, "ci_high": high, "se": result.se,
-        "n_treated": result.n_treated, "n_control": result.n_control,
-        "method": ("AIPW (doubly robust), 5-fold cross-fitting grouped by "
-                   f"{cluster or 'row'}; propensity: boosted trees averaged with logistic regression; "
-                   "outcome: boosted trees per arm; trimming of propensities "
-                   f"{'above ' + str(1 - TRIM) if estimand == 'ATT' else f'outside [{TRIM}, {1 - TRIM}]'}; "
-                   "95% interval from the influence function, clustered"),
+    trimming = (f"above {1 - settings.trim}" if estimand == "ATT"
+                else f"outside [{settings.trim}, {1 - settings.trim}]")
+    if randomized:
+        method = (f"randomized design: the known share treated ({share:.3f}) as propensity; outcome models "
+                  f"(boosted trees, early stopping) cross-fitted in {settings.evaluation_folds} folds by {unit} "
+                  "for precision only")
+    else:
+        method = (f"AIPW (doubly robust), {settings.evaluation_folds}-fold cross-fitting grouped by {unit}; "
+                  "propensity and outcome: histogram boosting with early stopping; "
+                  f"propensities {trimming} trimmed")
+    method += ("; 95% interval from the larger of the influence-function SE (clustered by "
+               f"{unit}) and a split-half SE over {settings.variance_splits} halvings that includes the "
+               "nuisance models' estimation error" if settings.variance_splits > 0 else
+               f"; 95% interval from the influence function, clustered by {unit}")
+    return {
+        "estimand": estimand, "design": design, "estimate": result.estimate, "ci_low": low, "ci_high": high,
+        "se": result.se, "se_influence": result.se_influence, "se_split": result.se_split,
+        "n_treated": result.n_treated, "n_control": result.n_control, "unit": unit,
+        "binary_outcome": bool(set(np.unique(y)) <= {0, 1}),
+        "method": method,
         "naive": {"estimate": naive.estimate, "ci_low": naive.ci[0], "ci_high": naive.ci[1]},
         "diagnostics": diagnostics,
-        "subgroups": _subgroups(frame, subgroups or [], y, t, nuisances, clusters, estimand),
-        "treatment": treatment, "outcome": outcome, "covariates": covariates, "seed": seed,
+        "subgroups": subgroup_effects(frame, subgroups, y, t, nuisances, clusters, estimand, settings),
+        "seed": seed,
+        "_nuisances": nuisances,     # reused by progression effects; dropped from JSON
     }
-    return out
 
 
-def _diagnostics(X, names, t, nuisances, estimand) -> dict:
+def balance_test(X: np.ndarray, names: list[str], t: np.ndarray) -> dict:
+    """Welch t-test per covariate (treated against comparison), Holm-adjusted over covariates:
+    under randomization no covariate should differ more than chance allows."""
+    treated, control = X[t == 1], X[t == 0]
+    varying = (X.std(axis=0) > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = stats.ttest_ind(treated[:, varying], control[:, varying], equal_var=False).pvalue
+    p = np.nan_to_num(np.atleast_1d(p), nan=1.0)
+    order = np.argsort(p)
+    m = len(p)
+    adjusted = np.empty(m)
+    adjusted[order] = np.minimum(1.0, np.maximum.accumulate(p[order] * (m - np.arange(m))))
+    tested = [n for n, v in zip(names, varying) if v]
+    imbalanced = [n for n, a in zip(tested, adjusted) if a < 0.05]
+    return {"test": "Welch t-test per covariate, Holm-adjusted", "covariates_tested": m,
+            "smallest_adjusted_p": float(adjusted.min()) if m else 1.0, "imbalanced": imbalanced[:20],
+            "threshold": 0.05}
+
+
+def _diagnostics(X, names, t, nuisances, estimand, settings: Settings, randomized: bool) -> dict:
     kept, e = nuisances.kept, nuisances.propensity
     before = standardized_mean_differences(X, t)
-    weights = balancing_weights(t[kept], e[kept], estimand)
+    weights = balancing_weights(t[kept], np.clip(e[kept], 1e-3, 1 - 1e-3), estimand)
     after = standardized_mean_differences(X[kept], t[kept], weights)
     warnings = []
     share_trimmed = float(1 - kept.mean())
     if share_trimmed > 0.10:
         warnings.append(f"{100 * share_trimmed:.0f}% of rows trimmed for extreme propensities: "
                         "the estimate describes the rows with overlap only")
-    unbalanced = [n for n, s in zip(names, after) if abs(s) > SMD_WARNING]
-    if unbalanced:
-        warnings.append(f"{len(unbalanced)} covariate(s) still differ by more than {SMD_WARNING} SD after "
+    unbalanced = [n for n, s in zip(names, after) if abs(s) > settings.smd_warning]
+    if unbalanced and not randomized:
+        warnings.append(f"{len(unbalanced)} covariate(s) still differ by more than {settings.smd_warning} SD after "
                         f"weighting: {unbalanced[:8]}")
     control_weights = weights[t[kept] == 0]
     top_share = float(np.sort(control_weights)[-max(1, len(control_weights) // 100):].sum() / control_weights.sum())
-    if top_share > 0.2:
+    if top_share > 0.2 and not randomized:
         warnings.append(f"the heaviest 1% of comparison rows carry {100 * top_share:.0f}% of the weight: "
                         "the estimate leans on few people")
+    balance = balance_test(X, names, t)
+    if randomized and balance["imbalanced"]:
+        warnings.append(f"declared randomized, but {len(balance['imbalanced'])} covariate(s) differ between the arms "
+                        f"more than chance allows (Holm-adjusted p < 0.05): {balance['imbalanced'][:8]}; "
+                        "check how assignment was done")
     quantiles = [0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99]
     return {
         "propensity_overlap": {arm: dict(zip([f"q{int(100 * q):02d}" for q in quantiles],
                                              np.quantile(e[t == value], quantiles).round(4).tolist()))
                                for arm, value in (("treated", 1), ("control", 0))},
         "share_trimmed": share_trimmed,
+        "top_share": top_share,
         "balance": [{"covariate": n, "smd_before": float(b), "smd_after": float(a)}
                     for n, b, a in zip(names, before, after)],
         "max_abs_smd_before": float(np.max(np.abs(before))),
         "max_abs_smd_after": float(np.max(np.abs(after))),
+        "balance_test": balance,
+        "looks_randomized": bool(not balance["imbalanced"] and np.max(np.abs(before)) <= settings.smd_warning),
+        "thresholds": {"smd": settings.smd_warning, "share_trimmed": 0.10, "top_1pct_weight_share": 0.2,
+                       "trim": settings.trim, "balance_test_adjusted_p": 0.05},
         "warnings": warnings,
-        "_propensity": e.tolist(), "_treated": t.tolist(),   # for the report's plot; dropped from JSON
+        "_propensity": e, "_treated": t,   # for the report's plot; dropped from JSON
     }
 
 
-def _subgroups(frame, columns, y, t, nuisances, clusters, estimand) -> list[dict]:
+def subgroup_effects(frame, columns, y, t, nuisances, clusters, estimand, settings: Settings) -> list[dict]:
+    """Effects within subgroups from the cross-fitted nuisances, each with its 95% interval and
+    a Bonferroni-adjusted interval over all subgroup estimates (so that all of them together
+    cover their truths at least 95% of the time)."""
     out = []
     for column in columns:
         for value, index in frame.groupby(column, observed=True).groups.items():
             subset = np.zeros(len(frame), dtype=bool)
             subset[np.asarray(index)] = True
             kept = subset & nuisances.kept
+            row = {"group": column, "value": str(value), "n_treated": int(t[kept].sum()),
+                   "n_control": int((1 - t[kept]).sum())}
             if t[kept].sum() < 10 or (1 - t[kept]).sum() < 10:
-                out.append({"group": column, "value": str(value), "estimate": None, "ci_low": None, "ci_high": None,
-                            "n_treated": int(t[kept].sum()), "n_control": int((1 - t[kept]).sum()),
+                out.append({**row, "estimate": None, "ci_low": None, "ci_high": None,
                             "note": "too few rows for an estimate"})
                 continue
             est = aipw(y, t, nuisances, clusters, estimand, subset=subset)
-            out.append({"group": column, "value": str(value), "estimate": est.estimate,
-                        "ci_low": est.ci[0], "ci_high": est.ci[1],
-                        "n_treated": est.n_treated, "n_control": est.n_control})
+            out.append({**row, "estimate": est.estimate, "se": est.se, "ci_low": est.ci[0], "ci_high": est.ci[1]})
+    estimated = [s for s in out if s["estimate"] is not None]
+    if estimated:
+        z = float(stats.norm.ppf(1 - 0.05 / (2 * len(estimated))))
+        for s in estimated:
+            s["ci_low_adjusted"], s["ci_high_adjusted"] = s["estimate"] - z * s["se"], s["estimate"] + z * s["se"]
+            s["adjustment"] = f"Bonferroni over {len(estimated)} subgroup estimates (z = {z:.2f} instead of {Z95:.2f})"
     return out
 
 
-def write_outputs(result: dict, out: str | Path, title: str) -> dict:
-    """DIR/evaluation.json and DIR/report.html."""
+def write_outputs(result: dict, out: str | Path, title: str | None = None, language: str = "da") -> dict:
+    """DIR/evaluation.json and DIR/report.html (and DIR/band_effects.json in BIP mode)."""
     from evaluation.report import render_report
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     public = public_result(result)
     (out / "evaluation.json").write_text(json.dumps(public, indent=2, ensure_ascii=False))
-    (out / "report.html").write_text(render_report(result, title), encoding="utf-8")
+    (out / "report.html").write_text(render_report(result, title, language), encoding="utf-8")
+    if public.get("band_effects"):
+        (out / "band_effects.json").write_text(json.dumps(public["band_effects"], indent=2, ensure_ascii=False))
     return public
+
+
+def _strip_private(value):
+    if isinstance(value, dict):
+        return {k: _strip_private(v) for k, v in value.items() if not str(k).startswith("_")}
+    if isinstance(value, list):
+        return [_strip_private(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 def public_result(result: dict) -> dict:
-    public = json.loads(json.dumps(result, default=float))
-    for key in ("_propensity", "_treated"):
-        public["diagnostics"].pop(key, None)
-    return public
-
+    """The result as plain JSON: private working arrays (keys starting with _) dropped."""
+    return json.loads(json.dumps(_strip_private(result), default=float))

@@ -1,10 +1,17 @@
-"""report.html: a self-contained page (plots inlined as PNG) an evaluator can hand on."""
+"""report.html for policy evaluators: Danish first with an English switch, self-contained (plots
+inlined as PNG, no external files), one page for one evaluation (every kind in BIP mode).
+
+Each text comes in both languages; the page shows one at a time (`<body class="da|en">`,
+a button switches). Effects are in percentage points with the interval in words.
+"""
 
 from __future__ import annotations
 
 import base64
 import html
 import io
+import json
+from pathlib import Path
 
 import matplotlib
 
@@ -12,99 +19,347 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from features.schema import load_schema  # noqa: E402
+from serving.texts import labels  # noqa: E402  (kind and indicator names in both languages)
+
+KNOWN_LIMITS = Path(__file__).with_name("known_limits.json")
+esc = html.escape
+
+
+def T(da: str, en: str) -> str:
+    """Both languages; the page's class shows one."""
+    return f'<span lang="da">{da}</span><span lang="en">{en}</span>'
+
+
+def _num(x: float, language: str, digits: int = 1) -> str:
+    text = f"{x:.{digits}f}"
+    return text.replace(".", ",") if language == "da" else text
+
 
 def _png(fig) -> str:
     buffer = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(buffer, format="png", dpi=90)
+    fig.savefig(buffer, format="png", dpi=80)
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 def overlap_plot(propensity, treated) -> str:
     e, t = np.asarray(propensity), np.asarray(treated)
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    bins = np.linspace(0, 1, 41)
-    ax.hist(e[t == 0], bins=bins, alpha=0.6, density=True, label="comparison")
-    ax.hist(e[t == 1], bins=bins, alpha=0.6, density=True, label="treated")
-    ax.set_xlabel("propensity to be treated")
-    ax.set_ylabel("density")
-    ax.legend()
-    ax.set_title("Overlap")
+    fig, ax = plt.subplots(figsize=(6, 3))
+    bins = np.linspace(0, max(0.05, float(np.quantile(e, 0.999))), 41)
+    ax.hist(e[t == 0], bins=bins, alpha=0.6, density=True, label="comparison / sammenligning")
+    ax.hist(e[t == 1], bins=bins, alpha=0.6, density=True, label="treated / behandlede")
+    ax.set_xlabel("propensity / sandsynlighed for at starte")
+    ax.legend(fontsize=8)
     return _png(fig)
 
 
-def balance_plot(balance: list[dict]) -> str:
-    rows = sorted(balance, key=lambda b: abs(b["smd_before"]))[-25:]
+def balance_plot(balance: list[dict], threshold: float) -> str:
+    rows = sorted(balance, key=lambda b: abs(b["smd_before"]))[-20:]
     fig, ax = plt.subplots(figsize=(6, 0.25 * len(rows) + 1.2))
     y = np.arange(len(rows))
-    ax.scatter([abs(b["smd_before"]) for b in rows], y, label="before weighting", marker="o")
-    ax.scatter([abs(b["smd_after"]) for b in rows], y, label="after weighting", marker="x")
-    ax.axvline(0.1, color="grey", ls="--", lw=1)
+    ax.scatter([abs(b["smd_before"]) for b in rows], y, label="before / før vægtning", marker="o")
+    ax.scatter([abs(b["smd_after"]) for b in rows], y, label="after / efter vægtning", marker="x")
+    ax.axvline(threshold, color="grey", ls="--", lw=1)
     ax.set_yticks(y, [b["covariate"][:40] for b in rows], fontsize=7)
     ax.set_xlabel("|standardized mean difference|")
     ax.legend(fontsize=8)
-    ax.set_title("Covariate balance")
     return _png(fig)
 
 
-def subgroup_plot(subgroups: list[dict], overall: dict) -> str | None:
-    rows = [s for s in subgroups if s["estimate"] is not None]
+def interval_words(low: float, high: float, binary: bool, language: str, what_da: str, what_en: str) -> str:
+    """'between 1.6 and 4.1 points more people in a job ...' in one language."""
+    scale = 100 if binary else 1
+    a, b = low * scale, high * scale
+    digits = 1 if binary else 3
+    unit = ("procentpoint" if language == "da" else "points") if binary else ("enheder" if language == "da" else "units")
+    n = lambda x: _num(abs(x), language, digits)  # noqa: E731
+    if language == "da":
+        if a >= 0:
+            return f"mellem {n(a)} og {n(b)} {unit} flere {what_da}"
+        if b <= 0:
+            return f"mellem {n(b)} og {n(a)} {unit} færre {what_da}"
+        return f"mellem {n(a)} {unit} færre og {n(b)} {unit} flere {what_da}"
+    if a >= 0:
+        return f"between {n(a)} and {n(b)} {unit} more {what_en}"
+    if b <= 0:
+        return f"between {n(b)} and {n(a)} {unit} fewer {what_en}"
+    return f"between {n(a)} {unit} fewer and {n(b)} {unit} more {what_en}"
+
+
+def _effect(x: float | None, binary: bool, language: str) -> str:
+    if x is None:
+        return "–"
+    if binary:
+        return f"{'+' if x >= 0 else '−'}{_num(abs(100 * x), language)}"
+    return f"{'+' if x >= 0 else '−'}{_num(abs(x), language, 3)}"
+
+
+def _both_effect(x, binary):
+    return T(_effect(x, binary, "da"), _effect(x, binary, "en"))
+
+
+def _known_limits() -> dict:
+    try:
+        return json.loads(KNOWN_LIMITS.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _headline(result: dict, name_da: str, name_en: str, horizon: int | None) -> str:
+    binary = result.get("binary_outcome", True)
+    if horizon is not None:
+        what_da = f"i job eller uddannelse inden for {horizon} måneder"
+        what_en = f"people in a job or education within {horizon} months"
+    else:
+        what_da = f"i udfaldet {esc(str(result['outcome']))}" if binary else f"i {esc(str(result['outcome']))}"
+        what_en = f"with {esc(str(result['outcome']))}" if binary else f"in {esc(str(result['outcome']))}"
+    unit_da, unit_en = ("procentpoint", "percentage points") if binary else ("", "")
+    low, high = result["ci_low"], result["ci_high"]
+    who_da = "for dem, der startede" if result["estimand"] == "ATT" else "for alle"
+    who_en = "for those who started" if result["estimand"] == "ATT" else "for everyone"
+    words_da = "95 %-interval: " + interval_words(low, high, binary, "da", what_da, what_en) + "."
+    words_en = "95% interval: " + interval_words(low, high, binary, "en", what_da, what_en) + "."
+    effect = _both_effect(result["estimate"], binary)
+    return (f'<p class="big">{T(name_da, name_en)}: <strong>{effect} {T(unit_da, unit_en)}</strong> '
+            f'{T(who_da, who_en)}</p><p>{T(words_da, words_en)}</p>')
+
+
+def _diagnostics_table(d: dict, randomized: bool) -> str:
+    th = d["thresholds"]
+    top = d.get("top_share")
+    rows = [
+        (T("Andel fjernet pga. ekstreme sandsynligheder", "Share trimmed for extreme propensities"),
+         f"{100 * d['share_trimmed']:.1f}%", f"≤ {100 * th['share_trimmed']:.0f}%", d["share_trimmed"] <= th["share_trimmed"]),
+        (T("Største |SMD| efter vægtning", "Largest |SMD| after weighting"),
+         f"{d['max_abs_smd_after']:.3f}", f"≤ {th['smd']}", d["max_abs_smd_after"] <= th["smd"]),
+        (T("Største |SMD| før vægtning (til sammenligning)", "Largest |SMD| before weighting (for comparison)"),
+         f"{d['max_abs_smd_before']:.3f}", "", None),
+        (T("Balancetest: mindste Holm-justerede p", "Balance test: smallest Holm-adjusted p"),
+         f"{d['balance_test']['smallest_adjusted_p']:.3f}", f"≥ {th['balance_test_adjusted_p']}"
+         + T(" (kun krav ved randomisering)", " (a requirement under randomization only)"),
+         (d["balance_test"]["smallest_adjusted_p"] >= th["balance_test_adjusted_p"]) if randomized else None),
+    ]
+    if top is not None:
+        rows.insert(2, (T("Vægtandel for de tungeste 1 % sammenligninger", "Weight share of the heaviest 1% comparisons"),
+                        f"{100 * top:.0f}%", f"≤ {100 * th['top_1pct_weight_share']:.0f}%",
+                        top <= th["top_1pct_weight_share"]))
+    mark = {True: T("ok", "ok"), False: T("over grænsen", "beyond the threshold"), None: ""}
+    body = "".join(f"<tr><td>{a}</td><td>{b}</td><td>{c}</td><td>{mark[ok]}</td></tr>" for a, b, c, ok in rows)
+    return (f"<table><tr><th>{T('Diagnostik', 'Diagnostic')}</th><th>{T('Værdi', 'Value')}</th>"
+            f"<th>{T('Grænse', 'Threshold')}</th><th></th></tr>{body}</table>")
+
+
+def _subgroups(result: dict) -> str:
+    rows = result.get("subgroups") or []
     if not rows:
-        return None
-    fig, ax = plt.subplots(figsize=(6, 0.3 * len(rows) + 1.4))
-    y = np.arange(len(rows))
-    est = np.array([s["estimate"] for s in rows])
-    ax.errorbar(est, y, xerr=[est - [s["ci_low"] for s in rows], np.array([s["ci_high"] for s in rows]) - est],
-                fmt="o", capsize=3)
-    ax.axvline(overall["estimate"], color="tab:red", lw=1, label="overall")
-    ax.axvline(0, color="grey", lw=1, ls="--")
-    ax.set_yticks(y, [f"{s['group']}: {s['value']}" for s in rows], fontsize=7)
-    ax.set_xlabel("effect (95% interval)")
-    ax.legend(fontsize=8)
-    ax.set_title("Subgroup effects")
-    return _png(fig)
+        return ""
+    binary = result.get("binary_outcome", True)
+    estimated = [s for s in rows if s["estimate"] is not None]
+    note = T(f"Der er {len(estimated)} delgruppe-estimater. Med så mange intervaller vil nogle udelukke nul "
+             "eller den samlede effekt alene ved tilfældighed (ved 95 % ca. 1 ud af 20). Kolonnen "
+             "'justeret' giver Bonferroni-justerede intervaller, der samlet dækker alle delgruppers sande "
+             "effekter mindst 95 % af gangene; læs forskelle mellem grupper ud fra dem.",
+             f"There are {len(estimated)} subgroup estimates. With so many intervals some will exclude zero "
+             "or the overall effect by chance alone (at 95%, about 1 in 20). The 'adjusted' column gives "
+             "Bonferroni-adjusted intervals that together cover every subgroup's true effect at least 95% "
+             "of the time; read differences between groups from those.")
+
+    def interval(s, suffix=""):
+        if s["estimate"] is None:
+            return T("for få", "too few")
+        return f"{_both_effect(s['ci_low' + suffix], binary)} {T('til', 'to')} {_both_effect(s['ci_high' + suffix], binary)}"
+
+    body = "".join(
+        f"<tr><td>{esc(s['group'])}</td><td>{esc(s['value'])}</td><td>{_both_effect(s['estimate'], binary)}</td>"
+        f"<td>{interval(s)}</td><td>{interval(s, '_adjusted') if s['estimate'] is not None else ''}</td>"
+        f"<td>{s['n_treated']}</td><td>{s['n_control']}</td></tr>" for s in rows)
+    return (f"<h3>{T('Delgrupper', 'Subgroups')}</h3><p>{note}</p><table><tr><th>{T('gruppe', 'group')}</th>"
+            f"<th>{T('værdi', 'value')}</th><th>{T('effekt', 'effect')}</th><th>95 %</th>"
+            f"<th>{T('justeret', 'adjusted')}</th><th>{T('behandlede', 'treated')}</th>"
+            f"<th>{T('sammenligning', 'comparison')}</th></tr>{body}</table>")
 
 
-def render_report(result: dict, title: str) -> str:
+def _progression(result: dict) -> str:
+    effects = result.get("progression") or {}
+    if not effects:
+        return ""
+    schema = load_schema()
+    rows = {}
+    for column, e in effects.items():
+        name, follow_up = column[len("change_"):].rsplit("_", 1)
+        rows.setdefault(name, {})[follow_up] = e
+
+    def cell(e):
+        if e is None:
+            return "–"
+        return T(f"{_num(e['estimate'], 'da', 2)} <small>({_num(e['ci_low'], 'da', 2)} til {_num(e['ci_high'], 'da', 2)})</small>",
+                 f"{_num(e['estimate'], 'en', 2)} <small>({_num(e['ci_low'], 'en', 2)} to {_num(e['ci_high'], 'en', 2)})</small>")
+
+    body = ""
+    for name, by in rows.items():
+        da, en = labels(name, schema) if name != "score" else ("Scoren (sandsynlighed)", "The score (probability)")
+        body += f"<tr><td>{T(esc(da), esc(en))}</td><td>{cell(by.get('3m'))}</td><td>{cell(by.get('6m'))}</td></tr>"
+    return (f"<h3>{T('Progression', 'Progression')}</h3><p>"
+            + T("Effekt på ændringen i sagsbehandlerens vurdering (trin på skalaen) ved næste måling ca. 3 og 6 "
+                "måneder senere, blandt dem der stadig blev målt. Borgere, der forlod forløbet for et job, mangler "
+                "her, så tallene beskriver dem, der stadig var i forløbet.",
+                "Effect on the change in the caseworker's rating (steps on the scale) at the next measurement about "
+                "3 and 6 months later, among those still measured. Citizens who left the series for a job are "
+                "missing here, so the figures describe those still enrolled.")
+            + f"</p><table><tr><th>{T('indikator', 'indicator')}</th><th>3 {T('mdr.', 'months')}</th>"
+              f"<th>6 {T('mdr.', 'months')}</th></tr>{body}</table>")
+
+
+def _assumptions(randomized: bool, bip: bool) -> str:
+    if randomized:
+        items = [T("Tildelingen var tilfældig som oplyst (lodtrækning), og ingen valgte selv gruppe.",
+                   "Assignment was random as declared (a lottery), and nobody chose their group."),
+                 T("Udfaldet er målt ens og lige fuldstændigt i begge grupper (frafald afhænger ikke af gruppen).",
+                   "The outcome is measured alike and equally completely in both groups (drop-out does not depend on the group)."),
+                 T("Hvad ville bryde det: omgåelse af lodtrækningen, frafald der afhænger af gruppen, "
+                   "at deltagere påvirker hinanden.",
+                   "What would break it: getting round the lottery, drop-out that depends on the group, "
+                   "participants affecting each other.")]
+    else:
+        items = [T("Ingen skjulte forskelle: alt, hvad der både påvirker hvem der starter og deres jobchance, er med "
+                   "i kovariaterne. Hvad ville bryde det: sagsbehandlerens indtryk fra samtalen, motivation, "
+                   "helbred eller tilbud, der ikke står i data.",
+                   "No hidden differences: everything that affects both who starts and their job chances is in the "
+                   "covariates. What would break it: the caseworker's impression from the conversation, motivation, "
+                   "health or offers that are not in the data."),
+                 T("Overlap: for hver slags borger findes både nogle, der startede, og nogle, der ikke gjorde "
+                   "(se diagnostikken).",
+                   "Overlap: for every kind of citizen there are some who started and some who did not "
+                   "(see the diagnostics)."),
+                 T("Kovariaterne er målt før starten; intet efter tidspunktet indgår.",
+                   "The covariates are measured before the start; nothing after the occasion enters.")]
+        if bip:
+            items.append(T("Sammenligningsgruppen kan starte senere: effekten er 'start nu' mod 'ikke nu', ikke "
+                           "'aldrig'.", "The comparison group may start later: the effect is 'start now' "
+                           "against 'not now', not against 'never'."))
+    return f"<h2>{T('Antagelser', 'Assumptions')}</h2><ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
+
+
+def _kind_section(result: dict, name_da: str, name_en: str, horizon: int | None, bip: bool) -> str:
     d = result["diagnostics"]
-    esc = html.escape
-    fmt = lambda x: "–" if x is None else f"{x:+.4f}"  # noqa: E731
-    warnings = "".join(f"<li>{esc(w)}</li>" for w in d["warnings"]) or "<li>none</li>"
-    subgroup_rows = "".join(
-        f"<tr><td>{esc(s['group'])}</td><td>{esc(s['value'])}</td><td>{fmt(s['estimate'])}</td>"
-        f"<td>{fmt(s['ci_low'])} to {fmt(s['ci_high'])}</td><td>{s['n_treated']}</td><td>{s['n_control']}</td></tr>"
-        for s in result["subgroups"])
-    balance_rows = "".join(
-        f"<tr><td>{esc(b['covariate'])}</td><td>{b['smd_before']:+.3f}</td><td>{b['smd_after']:+.3f}</td></tr>"
-        for b in sorted(d["balance"], key=lambda b: -abs(b["smd_before"]))[:30])
-    subgroup_png = subgroup_plot(result["subgroups"], result)
-    extra = "".join(f"<h2>{esc(k)}</h2><pre>{esc(str(v))}</pre>" for k, v in result.get("extra", {}).items())
+    binary = result.get("binary_outcome", True)
+    randomized = result.get("design") == "randomized"
+    limits = _known_limits().get(result.get("kind", ""), {}) if bip else {}
+    warnings = [T(esc(w), esc(w)) for w in d["warnings"]]
+    if limits:
+        cov, seeds = limits["coverage"], limits["seeds"]
+        text_da = (f"Kendt begrænsning: i kontrollen mod simulatorens sande effekter ({seeds} kohorter) dækkede "
+                   f"95 %-intervallet den sande effekt i {_num(100 * cov, 'da', 0)} % af tilfældene")
+        text_en = (f"Known limit: in the check against the simulator's true effects ({seeds} cohorts) the 95% "
+                   f"interval covered the true effect {100 * cov:.0f}% of the time")
+        if cov < 0.93:
+            warnings.append(T(text_da + "; læs intervallet som for smalt.", text_en + "; read the interval as too narrow."))
+        else:
+            warnings.append(T(text_da + ".", text_en + "."))
+    naive = result["naive"]
+    sampling = result.get("sampling") or {}
+    sampled = sampling.get("comparison_kept_share", 1) < 1 or sampling.get("treated_kept_share", 1) < 1
+    parts = [
+        _headline(result, name_da, name_en, horizon),
+        "<p>" + T(f"Naiv forskel (behandlede minus sammenligning, uden justering): {_effect(naive['estimate'], binary, 'da')}. "
+                  "Forskellen mellem de to tal er, hvad skævheden i hvem der starter ville have gjort ved en naiv læsning.",
+                  f"Naive difference (treated minus comparison, no adjustment): {_effect(naive['estimate'], binary, 'en')}. "
+                  "The gap between the two is what the imbalance in who starts would have done to a naive reading.")
+        + "</p>",
+        f"<p>{T('Behandlede', 'Treated')}: {result['n_treated']}, {T('sammenligning', 'comparison')}: {result['n_control']}"
+        + (T(f" (stikprøve af sammenligningerne: {100 * sampling['comparison_kept_share']:.0f} % med kendt vægt)",
+             f" (comparisons sampled: {100 * sampling['comparison_kept_share']:.0f}% with known weight)") if sampled else "")
+        + f". {T('Metode', 'Method')}: <small>{esc(result['method'])}</small></p>",
+        f"<h3>{T('Advarsler', 'Warnings')}</h3><ul class='warn'>"
+        + ("".join(f"<li>{w}</li>" for w in warnings) or f"<li>{T('ingen', 'none')}</li>") + "</ul>",
+        f"<h3>{T('Diagnostik', 'Diagnostics')}</h3>" + _diagnostics_table(d, randomized),
+    ]
+    if "_propensity" in d:
+        parts.append(f'<img alt="propensity overlap" src="{overlap_plot(d["_propensity"], d["_treated"])}">')
+    parts.append(f'<img alt="covariate balance" src="{balance_plot(d["balance"], d["thresholds"]["smd"])}">')
+    parts += [_subgroups(result), _progression(result)]
+    return "".join(parts)
+
+
+def render_report(result: dict, title: str | None = None, language: str = "da") -> str:
+    """The whole page for a generic result, one BIP kind's result, or a BIP all-kinds result."""
+    schema = load_schema()
+    bip = result.get("mode") == "bip" or "kind" in result
+    randomized = result.get("design") == "randomized"
+    if result.get("mode") == "bip":
+        horizon = result["horizon"]
+        kinds = result["kinds"]
+        design = result["design"]
+        covariates, score = result["covariates"], result["score_included"]
+    else:
+        horizon = result.get("horizon", 12) if bip else None
+        kinds = {result.get("kind", "effect"): result}
+        design = result.get("design") if isinstance(result.get("design"), dict) else {}
+        covariates, score = result.get("covariates", []), "readiness" in (result.get("covariates") or [])
+    title = title or (f"Effekter af indsatser på job eller uddannelse inden for {horizon} måneder" if bip
+                      else f"Effect of {result.get('treatment')} on {result.get('outcome')}")
+    sections = []
+    for kind, r in kinds.items():
+        name_da, name_en = labels(f"activity_{kind}", schema) if bip else (esc(str(r.get("treatment"))),) * 2
+        if r.get("estimate") is None:
+            sections.append(f"<h2>{T(name_da, name_en)}</h2><p>{esc(r.get('note', ''))}</p>")
+            continue
+        sections.append(f"<h2>{T(name_da, name_en)}</h2>" + _kind_section(r, name_da, name_en, horizon, bip))
+    if bip:
+        window = design.get("window_days", 31)
+        design_text = T(
+            f"Hvem blev sammenlignet med hvem: ved hvert måletidspunkt, hvor borgeren ikke allerede var i indsatsen, "
+            f"sammenlignes dem, der startede inden for {window} dage, med dem, der ikke gjorde (de kan starte senere). "
+            f"Enheden er måletidspunktet, ikke personen: en borger bidrager med flere tidspunkter, og intervallerne "
+            f"tager højde for det. Udfald: job eller uddannelse inden for {horizon} måneder efter tidspunktet. "
+            "Estimand: den gennemsnitlige effekt for dem, der startede (ATT).",
+            f"Who was compared with whom: at every measurement occasion where the citizen was not already in the "
+            f"intervention, those who started within {window} days are compared with those who did not (they may "
+            f"start later). The unit is the measurement occasion, not the person: a citizen contributes several "
+            f"occasions, and the intervals allow for that. Outcome: a job or education within {horizon} months "
+            "after the occasion. Estimand: the average effect on those who started (ATT).")
+    elif randomized:
+        design_text = T("Randomiseret forsøg (oplyst): tildelingen var tilfældig, så forskellen mellem grupperne er "
+                        "forsøgets effekt; kovariaterne bruges kun til at gøre estimatet mere præcist.",
+                        "Randomized trial (declared): assignment was random, so the difference between the groups "
+                        "is the experiment's effect; the covariates only make the estimate more precise.")
+    else:
+        looks = next(iter(kinds.values())).get("diagnostics", {}).get("looks_randomized")
+        design_text = T("Observationsdata: tildelingen var ikke tilfældig, så estimatet er kun så godt som "
+                        "kovariaternes evne til at forklare, hvem der blev behandlet.",
+                        "Observational data: assignment was not random, so the estimate is only as good as the "
+                        "covariates' ability to explain who was treated.")
+        if looks:
+            design_text += " " + T("Kovariaterne er i balance som ved lodtrækning; var tildelingen tilfældig, så "
+                                   "angiv --design randomized.", "The covariates are balanced as under a lottery; "
+                                   "if assignment was random, declare --design randomized.")
+    excluded = result.get("excluded_covariates") or []
+    covariate_text = (T(f"Kovariater ({len(covariates)}): ", f"Covariates ({len(covariates)}): ")
+                      + esc(", ".join(map(str, covariates)))
+                      + ". " + (T("Scoren indgår som kovariat (som på evalueringssiden med en model).",
+                                  "The score is a covariate (as on the evaluator page with a model).") if score else
+                                T("Scoren indgår ikke som kovariat (bip evaluate uden --model); med scoren kan "
+                                  "estimaterne afvige lidt.", "The score is not a covariate (bip evaluate without "
+                                  "--model); with the score the estimates may differ slightly.") if bip else ""))
+    if excluded:
+        covariate_text += " " + T("Udeladt som id-lignende: ", "Left out as id-like: ") + esc(
+            ", ".join(f"{e['column']} ({e['reason']})" for e in excluded))
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto;color:#111;line-height:1.45}}
+<html lang="{language}"><head><meta charset="utf-8"><title>{esc(title)}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;color:#111;line-height:1.45;padding:0 1em}}
 table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #999;padding:4px 8px;text-align:left}}
-.big{{font-size:1.4em}}.warn{{color:#8a4b00}}</style></head><body>
+.big{{font-size:1.35em}}.warn{{color:#8a4b00}}body.da [lang=en]{{display:none}}body.en [lang=da]{{display:none}}
+button{{font-size:1em}}</style></head><body class="{language}">
+<p><button type="button" onclick="document.body.className=document.body.className==='da'?'en':'da'">
+<span lang="da">English</span><span lang="en">Dansk</span></button></p>
 <h1>{esc(title)}</h1>
-<p class="big">{esc(result['estimand'])}: <strong>{result['estimate']:+.4f}</strong>
-(95% interval {result['ci_low']:+.4f} to {result['ci_high']:+.4f})</p>
-<p>Naive difference (treated minus comparison, no adjustment): {result['naive']['estimate']:+.4f}
-(95% interval {result['naive']['ci_low']:+.4f} to {result['naive']['ci_high']:+.4f}).
-The gap between the two is what confounding would have done to a naive reading.</p>
-<p>Treated: {result['n_treated']}, comparison: {result['n_control']} (after trimming).
-Outcome: <code>{esc(str(result['outcome']))}</code>; treatment: <code>{esc(str(result['treatment']))}</code>.</p>
-<p>Method: {esc(result['method'])}.</p>
-<h2>Warnings</h2><ul class="warn">{warnings}</ul>
-<h2>Overlap</h2><p>Share trimmed: {100 * d['share_trimmed']:.1f}%.</p>
-<img alt="Histogram of propensity scores for treated and comparison rows" src="{overlap_plot(d['_propensity'], d['_treated'])}">
-<h2>Balance</h2><p>Largest |SMD| before weighting {d['max_abs_smd_before']:.3f}, after {d['max_abs_smd_after']:.3f}.</p>
-<img alt="Standardized mean differences before and after weighting" src="{balance_plot(d['balance'])}">
-<table><tr><th>covariate</th><th>SMD before</th><th>SMD after</th></tr>{balance_rows}</table>
-<h2>Subgroups</h2>
-{f'<img alt="Subgroup effects with 95% intervals" src="{subgroup_png}">' if subgroup_png else ''}
-<table><tr><th>group</th><th>value</th><th>effect</th><th>95% interval</th><th>treated</th><th>comparison</th></tr>{subgroup_rows}</table>
-{extra}
-<p><small>Effects are differences in the outcome's mean (percentage points /100 for a 0/1 outcome).
-Intervals are for the estimand among rows with overlap. Assignment to interventions is not random:
-the estimate is only as good as the covariates' ability to capture why people were assigned.</small></p>
+<h2>{T('Design', 'Design')}</h2><p>{design_text}</p>
+<p>{covariate_text}</p>
+{_assumptions(randomized, bip)}
+{''.join(sections)}
+<p><small>{T('Effekter er forskelle i andelen med udfaldet, i procentpoint. Intervallerne gælder estimandet blandt '
+             'tidspunkter/rækker med overlap.', 'Effects are differences in the share with the outcome, in percentage '
+             'points. Intervals are for the estimand among occasions/rows with overlap.')}</small></p>
 </body></html>"""

@@ -119,31 +119,33 @@ def _cohort_job(params, inputs, folder, progress):
 
 
 def _evaluation_job(params, inputs, folder, progress):
+    """The same evaluate() as `bip evaluate`; written to the job folder and logged as an MLflow run
+    in the evaluations experiment."""
     from evaluation.estimate import EvaluationInputError, read_cohort, write_outputs
-    from evaluation.run import evaluate_generic, evaluate_intervention
+    from evaluation.run import evaluate
+    from evaluation.tracking import log_evaluation
     from features.schema import load_schema
-    schema = load_schema()
     try:
         if params["mode"] == "bip":
+            schema = load_schema()
             tables = cohort_tables(inputs, schema, progress, params.get("file_format"))
-            tables.setdefault("activities", pd.DataFrame(columns=["person_id", "kind", "start", "end"]))
-            progress(0.2, f"estimating the effect of {params['kind']}")
             model = None
             if params.get("model_uri"):
                 from models.store import configure_tracking, load_scoring_model
                 configure_tracking()
                 model = load_scoring_model(params["model_uri"])
-            result = evaluate_intervention(tables, schema, params["kind"], params["horizon"], params["estimand"],
-                                           params["seed"], model)
-            title = f"Effect of starting {params['kind']} on job or education within {params['horizon']} months"
+            result = evaluate(tables, kind=params["kind"], horizon=params["horizon"], estimand=params["estimand"],
+                              seed=params["seed"], model=model, schema=schema,
+                              progress=lambda f, m: progress(0.15 + 0.75 * f, m))
         else:
             frame = read_cohort(inputs["cohort"])
-            progress(0.2, f"estimating the effect of {params['treatment']}")
-            result = evaluate_generic(frame, params["treatment"], params["outcome"], params["covariates"],
-                                      params["estimand"], params["seed"], params["subgroups"])
-            title = f"Effect of {params['treatment']} on {params['outcome']}"
+            result = evaluate(cohort=frame, treatment=params["treatment"], outcome=params["outcome"],
+                              covariates=params["covariates"], subgroups=params["subgroups"],
+                              design=params.get("design", "observational"), estimand=params["estimand"],
+                              seed=params["seed"], progress=lambda f, m: progress(0.15 + 0.75 * f, m))
     except EvaluationInputError as error:
         raise InputProblems([error.to_dict()])
-    progress(0.95, "writing the report")
-    write_outputs(result, folder, title)
-    return "evaluation.json", MEDIA_TYPES["json"], "evaluation done"
+    progress(0.92, "writing the report and logging the run to MLflow")
+    write_outputs(result, folder, language=params.get("language", "da"))
+    run_id = log_evaluation(result)
+    return "evaluation.json", MEDIA_TYPES["json"], f"evaluation done; MLflow run {run_id}"

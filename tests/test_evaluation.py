@@ -62,7 +62,8 @@ def test_cli_generic_mode_writes_json_and_report(tmp_path):
     frame, att, _ = confounded_cohort(n=2000)
     frame.to_csv(tmp_path / "cohort.csv", index=False)
     result = CliRunner().invoke(app, ["evaluate", "--cohort", str(tmp_path / "cohort.csv"), "--treatment", "treated",
-                                      "--outcome", "job", "--covariates", "x1,x2,region", "--out", str(tmp_path / "ev")])
+                                      "--outcome", "job", "--covariates", "x1,x2,region", "--no-log",
+                                      "--out", str(tmp_path / "ev")])
     assert result.exit_code == 0, result.output
     evaluation = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
     for key in ("estimand", "estimate", "ci_low", "ci_high", "n_treated", "n_control", "method", "diagnostics"):
@@ -70,10 +71,93 @@ def test_cli_generic_mode_writes_json_and_report(tmp_path):
     for key in ("propensity_overlap", "share_trimmed", "balance", "warnings"):
         assert key in evaluation["diagnostics"]
     report = (tmp_path / "ev" / "report.html").read_text()
-    assert report.count("<img") >= 2 and "Naive difference" in report
+    assert report.count("<img") >= 2 and "Naive difference" in report and "Naiv forskel" in report
+    assert "procentpoint" in report and "percentage points" in report
     bad = CliRunner().invoke(app, ["evaluate", "--cohort", str(tmp_path / "cohort.csv"), "--treatment", "nope",
-                                   "--outcome", "job", "--out", str(tmp_path / "bad")])
+                                   "--outcome", "job", "--no-log", "--out", str(tmp_path / "bad")])
     assert bad.exit_code == 2 and "nope" in bad.output
+
+
+def randomized_trial(n=2000, seed=7, effect=0.6):
+    """A lottery: treatment independent of the covariates; the true effect from the potential outcomes."""
+    rng = np.random.default_rng(seed)
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    t = (rng.random(n) < 0.4).astype(int)
+    base = -1.0 + 0.8 * x1 - 0.5 * x2
+    p0, p1 = 1 / (1 + np.exp(-base)), 1 / (1 + np.exp(-(base + effect)))
+    y = (rng.random(n) < np.where(t == 1, p1, p0)).astype(int)
+    frame = pd.DataFrame({"participant_id": [f"P{i:05d}" for i in range(n)], "row": np.arange(n),
+                          "x1": x1, "x2": x2, "lottery": t, "job": y})
+    return frame, float((p1 - p0).mean())
+
+
+def test_generic_mode_leaves_out_id_like_columns_and_lists_them():
+    from evaluation.run import evaluate
+    frame, _, _ = confounded_cohort(n=800)
+    frame["person_id"] = [f"p{i}" for i in range(len(frame))]
+    frame["record"] = np.arange(len(frame)) * 7            # an integer unique in every row
+    result = evaluate(cohort=frame, treatment="treated", outcome="job")
+    assert {e["column"] for e in result["excluded_covariates"]} == {"person_id", "record"}
+    assert set(result["covariates"]) == {"x1", "x2", "region"}       # continuous x1, x2 kept
+    assert all(e["reason"] for e in result["excluded_covariates"])
+
+
+def test_randomized_trial_covers_its_effect_with_the_randomized_wording(tmp_path):
+    frame, truth = randomized_trial()
+    frame.to_csv(tmp_path / "trial.csv", index=False)
+    result = CliRunner().invoke(app, ["evaluate", "--cohort", str(tmp_path / "trial.csv"), "--treatment", "lottery",
+                                      "--outcome", "job", "--design", "randomized", "--estimand", "ATE",
+                                      "--no-log", "--out", str(tmp_path / "ev")])
+    assert result.exit_code == 0, result.output
+    evaluation = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
+    assert evaluation["design"] == "randomized" and evaluation["ci_low"] <= truth <= evaluation["ci_high"]
+    assert {e["column"] for e in evaluation["excluded_covariates"]} == {"participant_id", "row"}
+    assert evaluation["diagnostics"]["balance_test"]["imbalanced"] == []
+    report = (tmp_path / "ev" / "report.html").read_text()
+    assert "Randomiseret forsøg" in report and "Randomized trial" in report
+    assert "Observationsdata" not in report and "not random" not in report
+
+
+@pytest.mark.parametrize("outcome", ["treated", "copy"])
+def test_outcome_equal_to_the_treatment_is_refused(outcome):
+    from evaluation.run import evaluate
+    frame, _, _ = confounded_cohort(n=600)
+    frame["copy"] = frame["treated"]
+    with pytest.raises(EvaluationInputError) as error:
+        evaluate(cohort=frame, treatment="treated", outcome=outcome, covariates=["x1", "x2"])
+    assert error.value.field == "outcome" and "treatment" in error.value.allowed
+
+
+def test_constant_outcome_is_refused():
+    from evaluation.run import evaluate
+    frame, _, _ = confounded_cohort(n=600)
+    with pytest.raises(EvaluationInputError, match="varies"):
+        evaluate(cohort=frame.assign(job=1), treatment="treated", outcome="job", covariates=["x1"])
+
+
+def test_all_kinds_once_logged_published_and_served_by_band(small_tables, schema, tmp_path, monkeypatch):
+    from bip.config import Settings
+    from evaluation.run import evaluate
+    from evaluation.tracking import log_evaluation, publish_evaluation, published_effects
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    settings = Settings(evaluation_folds=2, variance_splits=0)      # small and quick: the plumbing is tested here
+    steps = []
+    result = evaluate(small_tables, kind="all", schema=schema, progression=False, settings=settings,
+                      progress=lambda fraction, message: steps.append(fraction))
+    assert set(result["kinds"]) == {"virksomhedspraktik", "loentilskud", "mentor", "opkvalificering",
+                                    "sundhed_social"}
+    assert steps == sorted(steps) and steps[-1] == 1.0
+    assert published_effects(settings) is None
+    run_id = log_evaluation(result, settings=settings)
+    publish_evaluation(run_id, settings)
+    served = published_effects(settings)
+    assert served["run_id"] == run_id and served["horizon_months"] == 12
+    praktik = served["kinds"]["virksomhedspraktik"]
+    assert set(praktik["by_band"]) <= {"low", "middle", "high"} and praktik["by_band"]
+    band = next(iter(praktik["by_band"].values()))
+    assert band["ci_low_points"] <= band["effect_points"] <= band["ci_high_points"]
+    assert praktik["overall"]["effect_points"] == pytest.approx(
+        100 * result["kinds"]["virksomhedspraktik"]["estimate"])
 
 
 def test_bip_mode_builds_an_as_of_start_cohort_and_estimates(small_tables, small_cohort_dir, schema):

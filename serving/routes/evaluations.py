@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import shutil
 
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
-from serving.deps import AppSettings, Evaluator, Holder, Jobs
+from serving.deps import AppSettings, Evaluator, Holder, Jobs, Reader
 from serving.errors import InputProblems
 from serving.routes.jobs import staging_dir, submit_job
 from serving.uploads import check_tables, declared_format, save_uploads
@@ -29,7 +29,10 @@ async def evaluations(
     measurements: UploadFile | None = File(None, description="BIP mode: measurements table"),
     activities: UploadFile | None = File(None, description="BIP mode: activities table"),
     outcomes: UploadFile | None = File(None, description="BIP mode: outcomes (register) table"),
-    kind: str | None = Form(None, max_length=64, description="BIP mode: the intervention kind"),
+    kind: str | None = Form(None, max_length=64, description="BIP mode: 'all' or one intervention kind"),
+    design: str = Form("observational", pattern="^(observational|randomized)$",
+                       description="generic mode: observational (AIPW) or randomized"),
+    language: str = Form("da", pattern="^(da|en)$", description="the report's first language (it has a switch)"),
     sep: str | None = Form(None, max_length=16, description="CSV separator when not ',' (e.g. ';' or tab)"),
     encoding: str | None = Form(None, max_length=16, description="CSV encoding when not UTF-8: cp1252 or latin-1"),
     date_format: str | None = Form(None, max_length=32, description="dates when not ISO 8601: dd-mm-yyyy, dd.mm.yyyy, ... "
@@ -60,8 +63,21 @@ async def evaluations(
             staged = await run_in_threadpool(save_uploads, {"cohort": cohort}, staged_dir)
             await run_in_threadpool(check_tables, staged, ("cohort",), settings)
             params = {"mode": "generic", "treatment": treatment, "outcome": outcome, "estimand": estimand, "seed": seed,
+                      "design": design,
                       "covariates": covariates.split(",") if covariates else None,
                       "subgroups": subgroups.split(",") if subgroups else None}
-        return await submit_job(jobs, caller, "evaluation", {**params, "format": format}, staged)
+        return await submit_job(jobs, caller, "evaluation", {**params, "format": format, "language": language}, staged)
     finally:
         shutil.rmtree(staged_dir, ignore_errors=True)
+
+
+@router.get("/v1/evaluations/published", responses={404: {"description": "no evaluation is published"}})
+async def published(caller: Reader):
+    """The published evaluation's effects by readiness band (and jobcentre), in percentage points
+    with 95% intervals: what starting each kind did for similar citizens on average. Not a
+    prediction for one citizen, and never derived from the score's explanation."""
+    from evaluation.tracking import published_effects
+    effects = await run_in_threadpool(published_effects)
+    if effects is None:
+        raise HTTPException(404, detail="no evaluation is published yet (bip evaluate-publish RUN_ID)")
+    return effects
