@@ -214,6 +214,18 @@ def _numbers_equal_the_api(browser, base, key, person, lang):
     return api
 
 
+# The shape the published evaluations are read in: per kind, subgroup effects by readiness band.
+PUBLISHED = {"evaluations": [{"kind": "virksomhedspraktik", "published_at": "2026-11-28", "subgroups": [
+    {"group": "readiness_band", "value": band, "estimate": effect, "ci_low": effect - 0.02, "ci_high": effect + 0.03}
+    for band, effect in (("low", 0.012), ("middle", 0.041), ("high", 0.065))]}]}
+PUBLISHED_STUB = """
+const published = arguments[0], real = window.fetch;
+window.fetch = (url, options) => String(url).endsWith('/v1/evaluations/published')
+  ? Promise.resolve(new Response(JSON.stringify(published), {status: 200, headers: {'content-type': 'application/json'}}))
+  : real(url, options);
+"""
+
+
 def _no_jargon(browser):
     text = browser.execute_script("return document.body.innerText").lower()
     assert "log-odds" not in text and "log odds" not in text and "logit" not in text
@@ -337,11 +349,30 @@ def test_caseworker_phone_english(server, browser, axe):
     Select(browser.find_element(By.ID, "lang")).select_by_value("en")
     history.clear()
 
+    # a citizen by id: scored from the citizen source where the server has one, else said in words
+    browser.find_element(By.ID, "person-id").send_keys(person, Keys.ENTER)
+    routes = httpx.get(f"{base}/openapi.json").json()["paths"]
+    if "/v1/citizens/{person_id}/score" in routes:
+        wait.until(EC.text_to_be_present_in_element((By.ID, "status"), "Done"))
+        assert person in browser.find_element(By.ID, "result-heading").text
+    else:
+        wait.until(EC.text_to_be_present_in_element((By.ID, "error"), "no citizen source"))
+
+    # published effects for this citizen's band (the page's fetch answered here, until the route exists)
+    browser.execute_script(PUBLISHED_STUB, PUBLISHED)
     browser.find_element(By.ID, "load-demo").click()
     wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#demo-citizen option")) > 5)
     Select(browser.find_element(By.ID, "demo-citizen")).select_by_value(person)
     browser.find_element(By.ID, "score").click()
     wait.until(EC.text_to_be_present_in_element((By.ID, "status"), "Done"))
+    band = browser.find_element(By.ID, "words").get_attribute("data-band")
+    effect = next(s for s in PUBLISHED["evaluations"][0]["subgroups"] if s["value"] == band)
+    panel = browser.find_element(By.ID, "what-works")
+    assert panel.is_displayed() and "not a prediction for this citizen" in panel.text
+    row = browser.find_element(By.CSS_SELECTOR, "#what-works-table tbody tr")
+    assert row.get_attribute("data-kind") == "virksomhedspraktik" and "Company internship" in row.text
+    assert pp(100 * effect["estimate"], "en") in row.text
+    assert f"{num(100 * effect['ci_low'], 'en')} – {num(100 * effect['ci_high'], 'en')}" in row.text
     scroll, client = _overflow(browser)
     assert client <= 400 and scroll <= client
     for chart in ("waterfall", "trajectory"):

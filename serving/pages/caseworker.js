@@ -42,7 +42,7 @@ const T = {
     trajectory: "Scoren over tid",
     trajectory_caption: "Scoren ved hver måling; det lyse bånd er intervallet. Indsatserne står som bjælker under kurven. Tabellen har de samme tal.",
     quarter: (q, y) => `${q}. kvt. ${y}`, th_date: "Dato", th_score: "Score", th_interval: "Interval", activities_heading: "Indsatser",
-    activity: (name, from, to) => `${name}: ${from} – ${to || "i gang"}`, no_activities: "Ingen indsatser registreret.",
+    ongoing: "i gang", no_activities: "Ingen indsatser registreret.",
     ratings: "Borgerens og sagsbehandlerens vurdering (seneste måling)", indicator: "Indikator",
     by_citizen: "Borger", by_caseworker: "Sagsbehandler", not_answered: "ikke besvaret", of: (v, max) => `${v} af ${max}`,
     what_works: "Hvad virker for borgere som denne",
@@ -87,7 +87,7 @@ const T = {
     trajectory: "The score over time",
     trajectory_caption: "The score at each measurement; the light band is the range. Activities are the bars below the curve. The table has the same figures.",
     quarter: (q, y) => `Q${q} ${y}`, th_date: "Date", th_score: "Score", th_interval: "Range", activities_heading: "Activities",
-    activity: (name, from, to) => `${name}: ${from} – ${to || "ongoing"}`, no_activities: "No activities recorded.",
+    ongoing: "ongoing", no_activities: "No activities recorded.",
     ratings: "The citizen's and the caseworker's ratings (latest measurement)", indicator: "Indicator",
     by_citizen: "Citizen", by_caseworker: "Caseworker", not_answered: "not answered", of: (v, max) => `${v} of ${max}`,
     what_works: "What works for citizens like this one",
@@ -138,10 +138,18 @@ async function model() {
   return modelInfo;
 }
 
+let listSource = "demo";   // where the list came from: the demo cohort, or the citizen source
+
 async function loadDemo() {
   setError(null);
   try {
-    const list = await BIP.call("/v1/demo/citizens");
+    let list;
+    try { list = await BIP.call("/v1/demo/citizens"); listSource = "demo"; }
+    catch (e) {
+      // no demo route on this server (FastAPI's own "Not Found"): list the citizen source instead
+      if (e.status !== 404 || e.detail !== "Not Found") throw e;
+      list = await BIP.call("/v1/citizens"); listSource = "citizens";
+    }
     demoList = list.citizens;
     renderDemoOptions();
     setStatus("loaded", demoList.length);
@@ -191,6 +199,8 @@ async function scoreChosen() {
     let body;
     if (text) {
       try { body = JSON.parse(text); } catch (e) { throw BIP.userError("bad_json"); }
+    } else if (id && listSource === "citizens") {
+      return await scoreStored(id);
     } else if (id) {
       body = await BIP.call(`/v1/demo/citizens/${encodeURIComponent(id)}`);
     } else throw BIP.userError("choose_first");
@@ -203,20 +213,23 @@ async function fetchCitizen() {
   const id = $("person-id").value.trim();
   if (!id) { fail(BIP.userError("need_id")); $("person-id").focus(); return; }
   setStatus("loading");
-  try {
-    const path = `/v1/citizens/${encodeURIComponent(id)}`;
-    let result;
-    try { result = await BIP.call(`${path}/score`); }
-    catch (e) {
-      // FastAPI's own "Not Found" means the route is missing; the citizen route words its own 404
-      if (e.status === 404) throw BIP.userError(e.detail === "Not Found" ? "no_source" : "not_found");
-      throw e;
-    }
-    // the history, when the answer carries it or the source serves it, gives the course over time
-    let body = result.history || null;
-    if (!body) { try { body = await BIP.call(path); } catch (e) { body = null; } }
-    await show(body && body.measurements ? body : null, result);
-  } catch (e) { fail(e); }
+  try { await scoreStored(id); } catch (e) { fail(e); }
+}
+
+/** A citizen from the server's citizen source: GET /v1/citizens/{id}/score, and the history for the course over time. */
+async function scoreStored(id) {
+  const path = `/v1/citizens/${encodeURIComponent(id)}`;
+  let result;
+  try { result = await BIP.call(`${path}/score`); }
+  catch (e) {
+    // FastAPI's own "Not Found" means the route is missing; the citizen route words its own 404
+    if (e.status === 404) throw BIP.userError(e.detail === "Not Found" ? "no_source" : "not_found");
+    throw e;
+  }
+  // the history, when the answer carries it or the source serves it, gives the course over time
+  let body = result.history || null;
+  if (!body) { try { body = await BIP.call(path); } catch (e) { body = null; } }
+  await show(body && body.measurements ? body : null, result);
 }
 
 function render() {
@@ -334,7 +347,9 @@ function renderTrajectory() {
     BIP.el("th", { scope: "row" }, BIP.date(p.date)), BIP.el("td", { class: "num" }, BIP.pct(p.p)),
     BIP.el("td", { class: "num" }, `${BIP.pct(p.low)} – ${BIP.pct(p.high)}`))));
   const list = $("activities");
-  list.replaceChildren(...(activities.length ? activities.map(a => BIP.el("li", { "data-kind": a.kind }, t("activity")(kindLabel(a.kind), BIP.date(a.start), a.end && BIP.date(a.end))))
+  const day = iso => BIP.el("span", { class: "nowrap" }, BIP.date(iso));
+  list.replaceChildren(...(activities.length ? activities.map(a => BIP.el("li", { "data-kind": a.kind }, `${kindLabel(a.kind)}: `,
+                                                day(a.start), " – ", a.end ? day(a.end) : t("ongoing")))
                                               : [BIP.el("li", {}, t("no_activities"))]));
   const host = $("trajectory"), W = BIP.widthOf(host), font = 12, lane = 22;
   const left = 46, right = W - 14, top = 12, plotH = 170, axisY = top + plotH;
