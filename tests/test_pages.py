@@ -410,6 +410,57 @@ def test_evaluator_page_scores_an_uploaded_cohort(server, browser, axe, small_co
     _screenshot(browser, "evaluator.png", 1280)
 
 
+JOB_STUB = """
+const mode = arguments[0];
+window.__calls = [];
+let polls = 0, cancelled = false;
+const json = (body, status = 200) => Promise.resolve(new Response(JSON.stringify(body),
+  {status, headers: {'content-type': 'application/json'}}));
+window.fetch = (url, options = {}) => {
+  const method = options.method || 'GET';
+  window.__calls.push(method + ' ' + url);
+  if (method === 'POST') return json({job_id: 'j1', status_url: '/v1/jobs/j1'}, 202);
+  if (method === 'DELETE') { cancelled = true; return json({state: 'cancelled'}); }
+  if (url === '/v1/jobs/j1') {
+    polls += 1;
+    if (cancelled) return json({state: 'cancelled', progress: 0.5, message: ''});
+    if (mode === 'cancel' || polls < 3) return json({state: polls < 2 ? 'queued' : 'running', progress: polls < 2 ? 0 : 0.5, message: ''});
+    return json({state: 'done', progress: 1, message: ''});
+  }
+  if (url.startsWith('/v1/jobs/j1/result'))
+    return Promise.resolve(new Response('<h1>Report j1</h1>', {status: 200, headers: {'content-type': 'text/html'}}));
+  return json({detail: 'Not Found'}, 404);
+};
+"""
+
+
+def test_evaluator_runs_evaluations_as_jobs_with_progress_and_cancel(server, browser):
+    """The job contract (POST 202 -> poll GET /v1/jobs/{id} -> GET .../result; DELETE cancels),
+    with the page's fetch answered by a stub, so no evaluation has to run."""
+    base, keys = server
+    _width(browser, 1280)
+    browser.get(f"{base}/evaluator")
+    wait = WebDriverWait(browser, 30)
+    browser.execute_script(JOB_STUB, "done")
+    browser.find_element(By.ID, "evaluate").click()
+    wait.until(lambda b: b.find_element(By.ID, "progress").get_attribute("value") == "0.5")
+    assert browser.find_element(By.ID, "job").is_displayed()
+    assert browser.find_element(By.ID, "evaluate").get_attribute("disabled")
+    wait.until(EC.text_to_be_present_in_element((By.ID, "status"), "Evalueringen er færdig"))
+    assert "Report j1" in browser.find_element(By.ID, "report").get_attribute("srcdoc")
+    assert not browser.find_element(By.ID, "job").is_displayed()
+    calls = browser.execute_script("return window.__calls")
+    assert calls[0].startswith("POST /v1/evaluations") and calls[-1] == "GET /v1/jobs/j1/result?format=html"
+
+    browser.execute_script(JOB_STUB, "cancel")
+    browser.find_element(By.ID, "evaluate").click()
+    wait.until(lambda b: b.find_element(By.ID, "progress").get_attribute("value") == "0.5")
+    browser.find_element(By.ID, "cancel").click()
+    wait.until(EC.text_to_be_present_in_element((By.ID, "status"), "Afbrudt"))
+    assert "DELETE /v1/jobs/j1" in browser.execute_script("return window.__calls")
+    assert not browser.find_element(By.ID, "evaluate").get_attribute("disabled")
+
+
 # --- without a browser ------------------------------------------------------------------------
 
 def test_pages_keep_every_script_and_style_in_files():
