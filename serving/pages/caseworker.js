@@ -11,9 +11,7 @@ const MAX_SHOWN = 8;     // at most this many reasons are listed one by one
 const T = {
   da: {
     page_title: "BIP-score · sagsbehandler", title: "BIP-score: borgerens chance for job eller uddannelse",
-    skip: "Spring til indhold", nav: "Sider", nav_cw: "Sagsbehandler", nav_ev: "Evaluering", language: "Sprog",
-    choose_heading: "Vælg borger", access: "Adgang", api_key: "API-nøgle",
-    api_key_help: "Nøglen gemmes kun i denne fane og slettes, når fanen lukkes.",
+    choose_heading: "Vælg borger",
     citizen: "Borger", by_id: "Borgerens id", by_id_help: "Borgerens pseudonyme id fra jobcentrets data.",
     fetch_citizen: "Hent og beregn", demo_intro: "Eller vælg en syntetisk demo-borger (ingen rigtige personer):",
     load_list: "Hent demo-liste", demo: "Demo-borger", choose: "Vælg …",
@@ -56,9 +54,7 @@ const T = {
   },
   en: {
     page_title: "BIP score · caseworker", title: "BIP score: the citizen's chance of a job or education",
-    skip: "Skip to content", nav: "Pages", nav_cw: "Caseworker", nav_ev: "Evaluation", language: "Language",
-    choose_heading: "Choose a citizen", access: "Access", api_key: "API key",
-    api_key_help: "The key is kept in this tab only and is deleted when the tab closes.",
+    choose_heading: "Choose a citizen",
     citizen: "Citizen", by_id: "Citizen's id", by_id_help: "The citizen's pseudonymous id from the jobcentre's data.",
     fetch_citizen: "Fetch and score", demo_intro: "Or choose a synthetic demo citizen (no real people):",
     load_list: "Load demo list", demo: "Demo citizen", choose: "Choose …",

@@ -6,6 +6,8 @@
 // Words both pages use; each page adds its own set (BIP.texts) before wireHeader.
 const COMMON_TEXTS = {
   da: {
+    skip: "Spring til indhold", nav: "Sider", nav_cw: "Sagsbehandler", nav_ev: "Evaluering", language: "Sprog",
+    access: "Adgang", api_key: "API-nøgle", api_key_help: "Nøglen gemmes kun i denne fane og slettes, når fanen lukkes.",
     pp: "procentpoint", of100: n => `${n} af 100`, under1of100: "under 1 af 100",
     http: {
       0: "Serveren kan ikke nås. Tjek forbindelsen og prøv igen.",
@@ -47,6 +49,8 @@ const COMMON_TEXTS = {
     ],
   },
   en: {
+    skip: "Skip to content", nav: "Pages", nav_cw: "Caseworker", nav_ev: "Evaluation", language: "Language",
+    access: "Access", api_key: "API key", api_key_help: "The key is kept in this tab only and is deleted when the tab closes.",
     pp: "percentage points", of100: n => `${n} in 100`, under1of100: "fewer than 1 in 100",
     http: {
       0: "The server cannot be reached. Check the connection and try again.",

@@ -3,9 +3,7 @@
 "use strict";
 const T = {
   da: {
-    page_title: "BIP-score · evaluering", title: "BIP-score: kohorter og indsatser", skip: "Spring til indhold", nav: "Sider",
-    nav_cw: "Sagsbehandler", nav_ev: "Evaluering", language: "Sprog", access: "Adgang", api_key: "API-nøgle",
-    api_key_help: "Nøglen gemmes kun i denne fane og slettes, når fanen lukkes.",
+    page_title: "BIP-score · evaluering", title: "BIP-score: kohorter og indsatser",
     cohort: "Kohorte (tabellerne som CSV eller Parquet)", persons: "Personer", measurements: "Målinger", activities: "Indsatser",
     outcomes: "Forløb (register, kun til evaluering)", score: "Beregn scorer", download_csv: "Hent scorer (CSV)",
     download_parquet: "Hent scorer (Parquet)", evaluate: "Evaluér en indsats", kind: "Indsats", run: "Kør evaluering",
@@ -22,9 +20,7 @@ const T = {
     values: { female: "kvinde", male: "mand", danish: "dansk", western: "vestlig", non_western: "ikke-vestlig" },
   },
   en: {
-    page_title: "BIP score · evaluation", title: "BIP score: cohorts and interventions", skip: "Skip to content", nav: "Pages",
-    nav_cw: "Caseworker", nav_ev: "Evaluation", language: "Language", access: "Access", api_key: "API key",
-    api_key_help: "The key is kept in this tab only and is deleted when the tab closes.",
+    page_title: "BIP score · evaluation", title: "BIP score: cohorts and interventions",
     cohort: "Cohort (the tables as CSV or Parquet)", persons: "Persons", measurements: "Measurements", activities: "Activities",
     outcomes: "Outcomes (register, for evaluation only)", score: "Score cohort", download_csv: "Download scores (CSV)",
     download_parquet: "Download scores (Parquet)", evaluate: "Evaluate an intervention", kind: "Intervention", run: "Run evaluation",
