@@ -145,7 +145,10 @@ const BIP = {
       const s = (await this.request(statusUrl)).body;
       onProgress && onProgress(s.state, typeof s.progress === "number" ? s.progress : null, s.message || "");
       if (s.state === "done") break;
-      if (s.state === "failed") throw Object.assign(new ApiError(500, s.message || "job failed"), { jobFailed: true });
+      if (s.state === "failed") {   // the problems in the input, when the job names them, are shown like a 422's
+        if (s.errors && s.errors.length) throw new ApiError(422, s.message, s.errors);
+        throw Object.assign(new ApiError(500, s.message || "job failed"), { jobFailed: true });
+      }
       if (s.state === "cancelled") throw Object.assign(new ApiError(409, "cancelled"), { cancelled: true });
       await new Promise(r => setTimeout(r, wait));
       wait = Math.min(2000, wait * 1.5);

@@ -16,7 +16,7 @@ const T = {
     report: "Rapport", report_title: "Evalueringsrapport",
     working: "Arbejder …", queued: "I kø …", running: p => p === null ? "Kører …" : `Kører … ${Math.round(100 * p)} %`,
     done: n => `${n} borgere scoret.`, eval_done: "Evalueringen er færdig. Rapporten står nedenfor.",
-    cancelled: "Afbrudt.", failed: m => `Jobbet fejlede${m ? ": " + m : "."}`, downloaded: f => `${f} hentet.`,
+    cancelled: "Afbrudt.", failed: "Jobbet fejlede. Prøv igen, eller kontakt en administrator.", downloaded: f => `${f} hentet.`,
     values: { female: "kvinde", male: "mand", danish: "dansk", western: "vestlig", non_western: "ikke-vestlig" },
   },
   en: {
@@ -33,7 +33,7 @@ const T = {
     report: "Report", report_title: "Evaluation report",
     working: "Working …", queued: "Queued …", running: p => p === null ? "Running …" : `Running … ${Math.round(100 * p)}%`,
     done: n => `${n} citizens scored.`, eval_done: "The evaluation is done. The report is below.",
-    cancelled: "Cancelled.", failed: m => `The job failed${m ? ": " + m : "."}`, downloaded: f => `${f} downloaded.`,
+    cancelled: "Cancelled.", failed: "The job failed. Try again, or contact an administrator.", downloaded: f => `${f} downloaded.`,
     values: { female: "female", male: "male", danish: "Danish", western: "Western", non_western: "non-Western" },
   },
 };
@@ -71,7 +71,7 @@ async function runJob(path, options, resultQuery) {
     }, control);
   } catch (e) {
     if (e.cancelled) setStatus("cancelled");
-    else if (e.jobFailed) { setStatus("failed", e.detail); }
+    else if (e.jobFailed) setStatus("failed");   // the job's own message is English: not shown on a Danish page
     else { setStatus(null); setError(e); }
     return null;
   } finally {
