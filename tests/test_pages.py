@@ -7,6 +7,7 @@ on screen equal to the API's answer, the keyboard path, an accessibility check w
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import shutil
@@ -331,21 +332,29 @@ def test_caseworker_phone_english(server, browser, axe):
     key.clear()
     key.send_keys(keys["caseworker"])
 
-    # a bad history: the error is in English, with the field in words and no raw path
+    # bad histories: errors in the page's language, the field in words, never a raw path
     browser.find_element(By.CSS_SELECTOR, "details summary").click()
-    bad = httpx.get(f"{base}/v1/demo/citizens/{person}", headers={"X-API-Key": keys["caseworker"]}).json()
-    bad["measurements"][1]["measured_at"] = "yesterday"
-    bad["measurements"][0]["values"]["job_search"] = 9
+    good = httpx.get(f"{base}/v1/demo/citizens/{person}", headers={"X-API-Key": keys["caseworker"]}).json()
     history = browser.find_element(By.ID, "history")
-    browser.execute_script("arguments[0].value = arguments[1]", history, __import__("json").dumps(bad))
-    browser.find_element(By.ID, "score").click()
     wait = WebDriverWait(browser, 60)
-    wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#error li"))
-    error = browser.find_element(By.ID, "error").text
+
+    def submit(change):
+        bad = json.loads(json.dumps(good))
+        change(bad)
+        browser.execute_script("arguments[0].value = arguments[1]", history, json.dumps(bad))
+        browser.find_element(By.ID, "score").click()
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#error li"))
+        return browser.find_element(By.ID, "error").text
+
+    error = submit(lambda b: b["measurements"][1].update(measured_at="yesterday"))      # refused by the schema
     assert "measurement 2, date of the measurement" in error and "measurements.1" not in error
+    error = submit(lambda b: b["measurements"][0]["values"].update(job_search=9))      # refused by validation
+    assert "measurement 1, Job-search behaviour" in error and "an integer from 1 to 5" in error
+    assert "measurements[0]" not in error
     Select(browser.find_element(By.ID, "lang")).select_by_value("da")
     error = browser.find_element(By.ID, "error").text
-    assert "Oplysningerne har fejl" in error and "måling nr. 2, dato for målingen" in error
+    assert "Oplysningerne har fejl" in error and "måling nr. 1, Jobsøgningsadfærd" in error
+    assert "et helt tal fra 1 til 5" in error
     Select(browser.find_element(By.ID, "lang")).select_by_value("en")
     history.clear()
 
@@ -383,6 +392,11 @@ def test_caseworker_phone_english(server, browser, axe):
     _numbers_equal_the_api(browser, base, keys["caseworker"], person, "en")
     assert _axe_serious(browser, axe) == []
     _screenshot(browser, "caseworker-en-phone.png", 400)
+    _width(browser, 360)                                        # the narrowest phone the layout is made for
+    browser.execute_script("window.dispatchEvent(new Event('resize'))")
+    WebDriverWait(browser, 10).until(_charts_fit)
+    scroll, client = _overflow(browser)
+    assert scroll <= client
     Select(browser.find_element(By.ID, "lang")).select_by_value("da")
 
 

@@ -201,7 +201,10 @@ async function scoreChosen() {
       body = await BIP.call(`/v1/demo/citizens/${encodeURIComponent(id)}`);
     } else throw BIP.userError("choose_first");
     await show(body, await postScore(body));
-  } catch (e) { fail(e); }
+  } catch (e) {
+    if (e.status === 422) await model().catch(() => null);   // indicator names for the fields in the error
+    fail(e);
+  }
 }
 
 async function fetchCitizen() {
@@ -355,6 +358,7 @@ function renderTrajectory() {
   const t0 = Math.min(...times), t1 = Math.max(...times, t0 + 30 * 864e5);
   const pmax = Math.max(0.05, ...points.map(p => p.high)) * 1.1;
   const X = v => left + (v - t0) / (t1 - t0) * (right - left), Y = p => axisY - p / pmax * plotH;
+  const edge = x => x > right - 36 ? "end" : x < left + 36 ? "start" : "middle";   // labels stay inside the chart
   const svg = BIP.svg("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, "aria-hidden": "true", focusable: "false", class: "chart-svg" });
   const yt = ticks(0, pmax, 4);
   for (const v of yt.values) {
@@ -371,7 +375,7 @@ function renderTrajectory() {
   const room = quarters ? 84 : 44, every = Math.max(1, Math.ceil(room / ((right - left) / Math.max(1, (t1 - t0) / (quarters ? 91 : 365) / 864e5))));
   xticks.filter((_, i) => i % every === 0).forEach(k => {
     svg.append(BIP.svg("line", { x1: X(k.at), x2: X(k.at), y1: axisY, y2: axisY + 4, class: "axis" }));
-    svg.append(BIP.svg("text", { x: X(k.at), y: axisY + 16, "text-anchor": "middle", "font-size": font }, k.text));
+    svg.append(BIP.svg("text", { x: X(k.at), y: axisY + 16, "text-anchor": edge(X(k.at)), "font-size": font }, k.text));
   });
   svg.append(BIP.svg("line", { x1: left, x2: right, y1: axisY, y2: axisY, class: "axis" }));
   const band = points.map(p => `${X(Date.parse(p.date))},${Y(p.high)}`).concat(points.slice().reverse().map(p => `${X(Date.parse(p.date))},${Y(p.low)}`));
@@ -381,13 +385,14 @@ function renderTrajectory() {
   points.forEach((p, i) => {
     const cx = X(Date.parse(p.date)), cy = Y(p.p);
     svg.append(BIP.svg("circle", { cx, cy, r: 4, class: "point", "data-date": p.date }));
-    if (spacing >= 48 || i === points.length - 1) svg.append(BIP.svg("text", { x: cx, y: cy - 8, "text-anchor": "middle", "font-size": font }, BIP.pct(p.p)));
+    if (spacing >= 48 || i === points.length - 1) svg.append(BIP.svg("text", { x: cx, y: cy - 8, "text-anchor": edge(cx), "font-size": font }, BIP.pct(p.p)));
   });
   activities.forEach((a, i) => {
     const x0 = X(Date.parse(a.start)), x1 = X(a.end ? Date.parse(a.end) : t1), y = axisY + 24 + i * lane;
     svg.append(BIP.svg("rect", { x: x0, y: y + 2, width: Math.max(3, x1 - x0), height: lane - 6, class: "activity" }));
-    const name = kindLabel(a.kind), atEnd = x0 > (left + right) / 2;
-    svg.append(BIP.svg("text", { x: atEnd ? x0 - 4 : x0 + 4, y: y + lane / 2 + 3, "text-anchor": atEnd ? "end" : "start", "font-size": font }, name));
+    // the full name after the bar's start where it fits, else ending at the chart's right edge
+    const name = kindLabel(a.kind), wide = 0.6 * font * name.length, fits = x0 + 4 + wide <= right;
+    svg.append(BIP.svg("text", { x: fits ? x0 + 4 : right, y: y + lane / 2 + 3, "text-anchor": fits ? "start" : "end", "font-size": font }, name));
   });
   host.replaceChildren(svg);
 }

@@ -46,6 +46,12 @@ const COMMON_TEXTS = {
       [/^Field required$/, () => "skal udfyldes"],
       [/^Extra inputs are not permitted$/, () => "feltet kendes ikke og skal fjernes"],
       [/^a \.csv or \.parquet file$/, () => "en .csv- eller .parquet-fil"],
+      [/^a date \(YYYY-MM-DD\)$/, () => "en dato som ÅÅÅÅ-MM-DD"],
+      [/^a date on or after the person's enrolled_on$/, () => "en dato på eller efter borgerens startdato i forløbet"],
+      [/^a whole year from (\d+) to (\d+)$/, m => `et årstal fra ${m[1]} til ${m[2]}`],
+      [/^the first day of a month \(YYYY-MM-01\)$/, () => "den første dag i en måned (ÅÅÅÅ-MM-01)"],
+      [/^one of \[(.*)\]$/, m => `en af: ${m[1]}`],
+      [/^an indicator of schema '([^']+)': (.*)$/, m => `en indikator i skemaet ${m[1]}: ${m[2]}`],
     ],
   },
   en: {
