@@ -215,10 +215,16 @@ def _numbers_equal_the_api(browser, base, key, person, lang):
     return api
 
 
-# The shape the published evaluations are read in: per kind, subgroup effects by readiness band.
-PUBLISHED = {"evaluations": [{"kind": "virksomhedspraktik", "published_at": "2026-11-28", "subgroups": [
-    {"group": "readiness_band", "value": band, "estimate": effect, "ci_low": effect - 0.02, "ci_high": effect + 0.03}
-    for band, effect in (("low", 0.012), ("middle", 0.041), ("high", 0.065))]}]}
+# GET /v1/evaluations/published as the evaluation work serves it (evaluation/tracking.py:
+# published_effects): per kind, effects in percentage points by readiness band.
+PUBLISHED = {"run_id": "r1", "published_at": "2026-11-28T12:00:00Z", "horizon_months": 12, "estimand": "ATT",
+             "bands": {"by": "score", "cuts": [0.03, 0.10], "labels": ["low", "middle", "high"]},
+             "kinds": {"virksomhedspraktik": {"overall": {"effect_points": 4.1, "ci_low_points": 2.0,
+                                                          "ci_high_points": 6.2, "n_treated": 300},
+                                              "by_band": {band: {"effect_points": effect, "ci_low_points": effect - 2,
+                                                                 "ci_high_points": effect + 3, "n_treated": 100}
+                                                          for band, effect in (("low", 1.2), ("middle", 4.1),
+                                                                               ("high", 6.5))}}}}
 PUBLISHED_STUB = """
 const published = arguments[0], real = window.fetch;
 window.fetch = (url, options) => String(url).endsWith('/v1/evaluations/published')
@@ -375,13 +381,13 @@ def test_caseworker_phone_english(server, browser, axe):
     browser.find_element(By.ID, "score").click()
     wait.until(EC.text_to_be_present_in_element((By.ID, "status"), "Done"))
     band = browser.find_element(By.ID, "words").get_attribute("data-band")
-    effect = next(s for s in PUBLISHED["evaluations"][0]["subgroups"] if s["value"] == band)
+    effect = PUBLISHED["kinds"]["virksomhedspraktik"]["by_band"][band]
     panel = browser.find_element(By.ID, "what-works")
     assert panel.is_displayed() and "not a prediction for this citizen" in panel.text
     row = browser.find_element(By.CSS_SELECTOR, "#what-works-table tbody tr")
     assert row.get_attribute("data-kind") == "virksomhedspraktik" and "Company internship" in row.text
-    assert pp(100 * effect["estimate"], "en") in row.text
-    assert f"{num(100 * effect['ci_low'], 'en')} – {num(100 * effect['ci_high'], 'en')}" in row.text
+    assert pp(effect["effect_points"], "en") in row.text
+    assert f"{num(effect['ci_low_points'], 'en')} – {num(effect['ci_high_points'], 'en')}" in row.text
     scroll, client = _overflow(browser)
     assert client <= 400 and scroll <= client
     for chart in ("waterfall", "trajectory"):

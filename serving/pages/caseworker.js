@@ -3,7 +3,8 @@
 "use strict";
 
 // Bands on the probability, the same cut points as the evaluation's readiness bands, so the
-// "what works" panel speaks of the band the caseworker sees. Explained against the base rate.
+// "what works" panel speaks of the band the caseworker sees (a published evaluation's own cuts
+// win). Explained against the base rate.
 const BANDS = { low: 0.03, high: 0.10 };
 const FOLD_PP = 0.1;     // contributions smaller than this (percentage points) are folded into "other"
 const MAX_SHOWN = 8;     // at most this many reasons are listed one by one
@@ -46,7 +47,8 @@ const T = {
     what_works: "Hvad virker for borgere som denne",
     what_works_note: "Tallene er den gennemsnitlige virkning af at starte en indsats for borgere i samme gruppe (samme chance-gruppe) i en offentliggjort evaluering. De er et gennemsnit for lignende borgere, ikke en forudsigelse for netop denne borger.",
     th_kind: "Indsats", th_effect: "Virkning på chancen", th_ci: "95 %-interval", no_estimate: "for få borgere til et skøn",
-    ww_source: (d, band) => `Gruppe: ${band}. Evaluering offentliggjort ${d}.`,
+    ww_source: (d, band, h) => `Gruppe: ${band}. Virkning på chancen for job eller uddannelse inden for ${h} måneder, i procentpoint. Evaluering offentliggjort ${d}.`,
+    rating_band: b => `${b.toLowerCase()} efter sagsbehandlerens vurderinger`,
     loading: "Beregner …", scored: "Færdig. Resultatet står nedenfor.", loaded: n => `${n} demo-borgere hentet.`,
     choose_first: "Vælg en demo-borger, skriv et id, eller indsæt en historik.", need_id: "Skriv borgerens id.",
     no_source: "Borgerkilden findes ikke på denne server endnu. Brug demo-listen eller indsæt en historik.",
@@ -89,7 +91,8 @@ const T = {
     what_works: "What works for citizens like this one",
     what_works_note: "These are the average effects of starting an activity for citizens in the same group (the same chance band) in a published evaluation. They are an average for similar citizens, not a prediction for this citizen.",
     th_kind: "Activity", th_effect: "Effect on the chance", th_ci: "95% interval", no_estimate: "too few citizens for an estimate",
-    ww_source: (d, band) => `Group: ${band}. Evaluation published ${d}.`,
+    ww_source: (d, band, h) => `Group: ${band}. Effect on the chance of a job or education within ${h} months, in percentage points. Evaluation published ${d}.`,
+    rating_band: b => `${b.toLowerCase()} by the caseworker's ratings`,
     loading: "Scoring …", scored: "Done. The result is below.", loaded: n => `${n} demo citizens loaded.`,
     choose_first: "Choose a demo citizen, enter an id, or paste a history.", need_id: "Enter the citizen's id.",
     no_source: "This server has no citizen source yet. Use the demo list or paste a history.",
@@ -181,6 +184,7 @@ async function published() {
 
 async function show(body, result) {
   const [m, pub] = await Promise.all([model(), published()]);
+  if (pub && pub.bands && pub.bands.by === "score" && pub.bands.cuts.length === 2) [BANDS.low, BANDS.high] = pub.bands.cuts;
   const trajectory = body ? await trajectoryOf(body, result) : (result.trajectory || null);
   last = { body, result, model: m, trajectory, published: pub };
   render();
@@ -397,29 +401,37 @@ function renderTrajectory() {
   host.replaceChildren(svg);
 }
 
-/** Published effects for this citizen's band, per intervention kind. */
-function renderWhatWorks() {
-  const panel = $("what-works"), pub = last.published, band = bandOf(last.result.probability);
-  const items = pub && (pub.evaluations || pub.effects || (Array.isArray(pub) ? pub : null));
-  const rows = [];
-  for (const ev of items || []) {
-    const sub = (ev.subgroups || []).find(s => s.group === "readiness_band" && String(s.value) === band);
-    const effect = sub || (ev.bands && ev.bands[band]);
-    if (!effect) continue;
-    rows.push({ kind: ev.kind, effect, published_at: ev.published_at || ev.created_at });
+/** The citizen's band in the published evaluation's terms: by score (the probability), or, for an
+ *  evaluation run without a model, by the mean of the caseworker's latest ratings. */
+function publishedBand(bands) {
+  const cuts = bands.cuts, labels = bands.labels || ["low", "middle", "high"];
+  let x = last.result.probability;
+  if (bands.by !== "score") {
+    const cw = last.body && last.body.measurements.filter(m => m.respondent === "caseworker" && m.measured_at <= last.result.as_of)
+      .sort((a, b) => a.measured_at.localeCompare(b.measured_at)).pop();
+    const values = cw ? Object.values(cw.values).filter(v => typeof v === "number") : [];
+    if (!values.length) return null;
+    x = values.reduce((a, b) => a + b, 0) / values.length;
   }
+  let i = 0;
+  while (i < cuts.length && x >= cuts[i]) i++;
+  return labels[i];
+}
+
+/** GET /v1/evaluations/published: per intervention kind, the effect for this citizen's band. */
+function renderWhatWorks() {
+  const panel = $("what-works"), pub = last.published;
+  const band = pub && pub.kinds && pub.bands ? publishedBand(pub.bands) : null;
+  const rows = band ? Object.entries(pub.kinds).filter(([, k]) => k.by_band && k.by_band[band]).map(([kind, k]) => ({ kind, e: k.by_band[band] })) : [];
   panel.hidden = !rows.length;
   if (!rows.length) return;
-  const tbody = document.querySelector("#what-works-table tbody");
-  tbody.replaceChildren(...rows.map(r => {
-    const e = r.effect, has = typeof e.estimate === "number";
-    return BIP.el("tr", { "data-kind": r.kind, "data-value": has ? String(e.estimate) : "" },
-      BIP.el("th", { scope: "row" }, kindLabel(r.kind)),
-      BIP.el("td", { class: "num" }, has ? BIP.pp(100 * e.estimate) : t("no_estimate")),
-      BIP.el("td", { class: "num" }, has ? `${BIP.num(100 * e.ci_low)} – ${BIP.num(100 * e.ci_high)}` : ""));
-  }));
-  const when = rows.map(r => r.published_at).filter(Boolean).sort().pop();
-  $("what-works-source").textContent = t("ww_source")(when ? BIP.date(when) : "–", t(band));
+  document.querySelector("#what-works-table tbody").replaceChildren(...rows.map(({ kind, e }) =>
+    BIP.el("tr", { "data-kind": kind, "data-value": String(e.effect_points) },
+      BIP.el("th", { scope: "row" }, kindLabel(kind)),
+      BIP.el("td", { class: "num" }, BIP.pp(e.effect_points)),
+      BIP.el("td", { class: "num" }, `${BIP.num(e.ci_low_points)} – ${BIP.num(e.ci_high_points)}`))));
+  const bandName = pub.bands.by === "score" ? t(band) : t("rating_band")(t(band));
+  $("what-works-source").textContent = t("ww_source")(BIP.date(pub.published_at), bandName, pub.horizon_months);
 }
 
 function renderRatings() {
