@@ -176,6 +176,16 @@ def _numbers_equal_the_api(browser, base, key, person, lang):
     assert find(By.ID, "words").get_attribute("data-band") == band
     assert f"version {api['model']['version']}" in find(By.ID, "meta").text
 
+    # the readiness curve, where the model gives one: each horizon's chance and range
+    curve = browser.find_elements(By.CSS_SELECTOR, "#curve-table tbody tr")
+    assert len(curve) == len(api.get("curve", []))
+    for row, c in zip(curve, api.get("curve", [])):
+        assert int(row.get_attribute("data-horizon")) == c["horizon_months"]
+        assert float(row.get_attribute("data-value")) == c["probability"]
+        cells = row.find_elements(By.CSS_SELECTOR, "th, td")
+        assert cells[1].text == pct(c["probability"], lang)
+        assert cells[2].text == f"{pct(c['interval']['low'], lang)} – {pct(c['interval']['high'], lang)}"
+
     # reasons: the larger ones one by one with the API's percentage points and sentence, the rest folded
     rows = browser.find_elements(By.CSS_SELECTOR, "#contributions tbody tr")
     contributions = api["explanation"]["contributions"]

@@ -33,6 +33,8 @@ const T = {
     changed: "Hvad har ændret sig siden sidste måling", first: "Første måling: ingen tidligere score at sammenligne med.",
     since: (d, p) => `Ved målingen ${d} var scoren ${p}. Det har flyttet den mest:`,
     reasons: "Hvad trækker scoren op og ned",
+    curve: "Hvor hurtigt: chancen inden for hver tidshorisont", th_within: "Inden for", months: n => `${n} måneder`, months_short: n => `${n} mdr.`,
+    curve_caption: "Chancen for job eller uddannelse inden for hver horisont; stregerne er intervallet. Tabellen har de samme tal.",
     waterfall_caption: (b, p) => `Fra modellens udgangspunkt (${b}) til borgerens score (${p}), én bjælke pr. forhold, i procent på aksen. ` +
       "Grøn hæver, rød sænker. Tabellen siger det samme i ord.",
     start: "Udgangspunkt", total: "Borgerens score", axis: "Sandsynlighed",
@@ -77,6 +79,8 @@ const T = {
     changed: "What changed since the last measurement", first: "First measurement: no earlier score to compare with.",
     since: (d, p) => `At the measurement on ${d} the score was ${p}. What moved it most:`,
     reasons: "What pushes the score up and down",
+    curve: "How soon: the chance within each horizon", th_within: "Within", months: n => `${n} months`, months_short: n => `${n} mo.`,
+    curve_caption: "The chance of a job or education within each horizon; the whiskers are the range. The table has the same figures.",
     waterfall_caption: (b, p) => `From the model's starting point (${b}) to the citizen's score (${p}), one bar per factor, in per cent on the axis. ` +
       "Green raises, red lowers. The table says the same in words.",
     start: "Starting point", total: "The citizen's score", axis: "Probability",
@@ -257,6 +261,7 @@ function render() {
   interval.dataset.low = String(result.interval.low); interval.dataset.high = String(result.interval.high);
   $("meta").textContent = t("meta")(result.model, BIP.date(result.as_of));
   renderChange(result);
+  renderCurve(result);
   const shown = renderContributions(result);
   renderWaterfall(result, shown);
   renderTrajectory();
@@ -272,6 +277,34 @@ function renderChange(result) {
     list.append(BIP.el("li", { class: d.change_pp >= 0 ? "up" : "down", "data-group": d.group, "data-pp": String(d.change_pp) },
       `${label(d)}: ${BIP.pp(d.change_pp, Math.abs(d.change_pp) < 0.1 ? 2 : 1)}`));
   }
+}
+
+/** The readiness curve (when the model gives one): the chance within 3, 6, 12, 24 months. */
+function renderCurve(result) {
+  const curve = result.curve, card = $("curve-card");
+  card.hidden = !Array.isArray(curve) || !curve.length;
+  if (card.hidden) return;
+  document.querySelector("#curve-table tbody").replaceChildren(...curve.map(c =>
+    BIP.el("tr", { "data-horizon": String(c.horizon_months), "data-value": String(c.probability) },
+      BIP.el("th", { scope: "row" }, t("months")(c.horizon_months)), BIP.el("td", { class: "num" }, BIP.pct(c.probability)),
+      BIP.el("td", { class: "num" }, `${BIP.pct(c.interval.low)} – ${BIP.pct(c.interval.high)}`))));
+  const host = $("curve"), W = BIP.widthOf(host), H = 170, font = 12, left = 46, right = W - 12, top = 14, bottom = H - 34;
+  const pmax = Math.max(0.05, ...curve.map(c => c.interval.high)) * 1.1, Y = p => bottom - p / pmax * (bottom - top);
+  const slot = (right - left) / curve.length, bw = Math.min(56, slot * 0.5);
+  const svg = BIP.svg("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, "aria-hidden": "true", focusable: "false", class: "chart-svg" });
+  const yt = ticks(0, pmax, 4);
+  for (const v of yt.values) {
+    svg.append(BIP.svg("line", { x1: left, x2: right, y1: Y(v), y2: Y(v), class: "grid-line" }));
+    svg.append(BIP.svg("text", { x: left - 4, y: Y(v) + 4, "text-anchor": "end", "font-size": font }, BIP.pct(v, yt.digits)));
+  }
+  curve.forEach((c, i) => {
+    const cx = left + slot * (i + 0.5);
+    svg.append(BIP.svg("rect", { x: cx - bw / 2, y: Y(c.probability), width: bw, height: bottom - Y(c.probability), class: c.horizon_months === result.horizon_months ? "bar-total" : "bar-base" }));
+    svg.append(BIP.svg("line", { x1: cx, x2: cx, y1: Y(c.interval.low), y2: Y(c.interval.high), class: "whisker" }));
+    svg.append(BIP.svg("text", { x: cx, y: bottom + 16, "text-anchor": "middle", "font-size": font }, t(slot < 90 ? "months_short" : "months")(c.horizon_months)));
+  });
+  svg.append(BIP.svg("line", { x1: left, x2: right, y1: bottom, y2: bottom, class: "axis" }));
+  host.replaceChildren(svg);
 }
 
 /** The reasons table: the larger contributions one by one, the rest folded into one row. */
