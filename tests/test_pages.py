@@ -99,6 +99,13 @@ def axe(tmp_path_factory) -> str:
 
 # --- helpers ---------------------------------------------------------------------------------
 
+def _open(browser, url: str) -> None:
+    """The page from a fresh session: no key or language left by an earlier test."""
+    browser.get(url)
+    browser.execute_script("sessionStorage.clear()")
+    browser.get(url)
+
+
 def _width(browser, width: int, height: int = 1000) -> None:
     """The viewport at exactly this CSS width (a window cannot be made narrower than ~500 px)."""
     browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
@@ -264,7 +271,7 @@ def test_caseworker_desktop_danish_by_keyboard(server, browser, axe):
     base, keys = server
     person = _demo_person(base, keys["caseworker"])
     _width(browser, 1280)
-    browser.get(f"{base}/caseworker")
+    _open(browser, f"{base}/caseworker")
     assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "da"
     key = browser.find_element(By.ID, "api-key")
     key.click()
@@ -342,7 +349,7 @@ def test_caseworker_phone_english(server, browser, axe):
     base, keys = server
     person = _demo_person(base, keys["caseworker"])
     _width(browser, 400)
-    browser.get(f"{base}/caseworker")
+    _open(browser, f"{base}/caseworker")
     Select(browser.find_element(By.ID, "lang")).select_by_value("en")
     key = browser.find_element(By.ID, "api-key")
     key.clear()
@@ -419,7 +426,7 @@ def test_caseworker_phone_english(server, browser, axe):
 def test_evaluator_page_scores_an_uploaded_cohort(server, browser, axe, small_cohort_dir, small_tables):
     base, keys = server
     _width(browser, 400)
-    browser.get(f"{base}/evaluator")
+    _open(browser, f"{base}/evaluator")
     key = browser.find_element(By.ID, "api-key")
     key.clear()
     key.send_keys(keys["evaluator"])
@@ -454,7 +461,9 @@ window.fetch = (url, options = {}) => {
   if (url === '/v1/jobs/j1') {
     polls += 1;
     if (cancelled) return json({state: 'cancelled', progress: 0.5, message: ''});
-    if (mode === 'cancel' || polls < 3) return json({state: polls < 2 ? 'queued' : 'running', progress: polls < 2 ? 0 : 0.5, message: ''});
+    // queued once, then running at one half until the test releases it (window.__release)
+    if (polls < 2) return json({state: 'queued', progress: 0, message: ''});
+    if (mode === 'cancel' || !window.__release) return json({state: 'running', progress: 0.5, message: ''});
     return json({state: 'done', progress: 1, message: ''});
   }
   if (url.startsWith('/v1/jobs/j1/result'))
@@ -469,13 +478,15 @@ def test_evaluator_runs_evaluations_as_jobs_with_progress_and_cancel(server, bro
     with the page's fetch answered by a stub, so no evaluation has to run."""
     base, keys = server
     _width(browser, 1280)
-    browser.get(f"{base}/evaluator")
+    _open(browser, f"{base}/evaluator")
     wait = WebDriverWait(browser, 30)
     browser.execute_script(JOB_STUB, "done")
     browser.find_element(By.ID, "evaluate").click()
     wait.until(lambda b: b.find_element(By.ID, "progress").get_attribute("value") == "0.5")
     assert browser.find_element(By.ID, "job").is_displayed()
     assert browser.find_element(By.ID, "evaluate").get_attribute("disabled")
+    assert "Kører … 50 %" in browser.find_element(By.ID, "status").text
+    browser.execute_script("window.__release = true")
     wait.until(EC.text_to_be_present_in_element((By.ID, "status"), "Evalueringen er færdig"))
     assert "Report j1" in browser.find_element(By.ID, "report").get_attribute("srcdoc")
     assert not browser.find_element(By.ID, "job").is_displayed()
