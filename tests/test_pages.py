@@ -273,10 +273,14 @@ def test_caseworker_desktop_danish_by_keyboard(server, browser, axe):
     _width(browser, 1280)
     _open(browser, f"{base}/caseworker")
     assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "da"
-    key = browser.find_element(By.ID, "api-key")
-    key.click()
-    key.send_keys(keys["caseworker"])
     active = lambda: browser.switch_to.active_element.get_attribute("id")  # noqa: E731
+    # from the top: the first Tab reaches "skip to content", which leads to the key field
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+    assert browser.switch_to.active_element.get_attribute("class") == "skip"
+    browser.switch_to.active_element.send_keys(Keys.ENTER)
+    browser.switch_to.active_element.send_keys(Keys.TAB)
+    assert active() == "api-key"
+    browser.switch_to.active_element.send_keys(keys["caseworker"])
     chain = browser.switch_to.active_element
     for expected in ("person-id", "fetch-citizen", "load-demo"):
         chain.send_keys(Keys.TAB)
