@@ -151,8 +151,8 @@ def pct(p: float, lang: str, digits: int = 1) -> str:
     return num(100 * p, lang, digits) + (" %" if lang == "da" else "%")
 
 
-def pp(x: float, lang: str) -> str:
-    return ("+" if x >= 0 else "−") + num(abs(x), lang) + (" procentpoint" if lang == "da" else " percentage points")
+def pp(x: float, lang: str, digits: int = 1) -> str:
+    return ("+" if x >= 0 else "−") + num(abs(x), lang, digits) + (" procentpoint" if lang == "da" else " percentage points")
 
 
 def _api(base, key):
@@ -228,6 +228,9 @@ def _numbers_equal_the_api(browser, base, key, person, lang):
     assert [d.get_attribute("data-group") for d in drivers] == [d["group"] for d in api["change"]["drivers"]]
     for d, expected in zip(drivers, api["change"]["drivers"]):
         assert float(d.get_attribute("data-pp")) == expected["change_pp"]
+        assert d.text.endswith(pp(expected["change_pp"], lang, 2 if abs(expected["change_pp"]) < 0.1 else 1))
+    if api["change"]["previous_as_of"]:
+        assert pct(api["change"]["previous_probability"], lang) in find(By.ID, "change-summary").text
     assert len(browser.find_elements(By.CSS_SELECTOR, "#ratings tbody tr")) == len(model["indicator_schema"]["indicators"])
     return api
 
