@@ -187,6 +187,7 @@ async function published() {
 }
 
 async function show(body, result) {
+  modelInfo = null;   // asked again each time: the champion may have changed since
   const [m, pub] = await Promise.all([model(), published()]);
   if (pub && pub.bands && pub.bands.by === "score" && pub.bands.cuts.length === 2) [BANDS.low, BANDS.high] = pub.bands.cuts;
   const trajectory = body ? await trajectoryOf(body, result) : (result.trajectory || null);
