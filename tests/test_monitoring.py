@@ -183,7 +183,7 @@ def _sample(text: str, name: str, **labels) -> float:
 
 
 def test_metrics_ids_access_log_and_monitoring_route(service, small_tables):
-    from serving.demo import citizen_body
+    from features.sources import citizen_body
     client, keys = service
     caseworker, evaluator = {"X-API-Key": keys["caseworker"]}, {"X-API-Key": keys["evaluator"]}
     before = client.get("/metrics").text  # counters are process-wide: other tests' apps count too
@@ -250,7 +250,7 @@ def _free_port() -> int:
 
 
 def test_metrics_add_up_over_two_uvicorn_workers(serving_store, small_tables, tmp_path):
-    from serving.demo import citizen_body
+    from features.sources import citizen_body
     from serving.keys import add_key
     multiproc = tmp_path / "prometheus"
     multiproc.mkdir()
