@@ -164,8 +164,9 @@ def _api(base, key):
 def _numbers_equal_the_api(browser, base, key, person, lang):
     """Every number the result shows against the API's own answer, formatted as the page formats it."""
     get, post = _api(base, key)
-    body = get(f"/v1/demo/citizens/{person}")
+    body = get(f"/v1/citizens/{person}")
     api, model = post(body), get("/v1/model")
+    assert get(f"/v1/citizens/{person}/score")["probability"] == api["probability"]   # stored = posted
     find = browser.find_element
     assert float(find(By.ID, "probability").get_attribute("data-value")) == api["probability"]
     assert find(By.ID, "probability").text == pct(api["probability"], lang)
@@ -261,8 +262,8 @@ def _no_jargon(browser):
 def _demo_person(base, key) -> str:
     """A demo citizen with several measurements and at least one activity."""
     get, _ = _api(base, key)
-    for c in get("/v1/demo/citizens")["citizens"]:
-        if c["measurements"] >= 5 and get(f"/v1/demo/citizens/{c['person_id']}")["activities"]:
+    for c in get("/v1/citizens")["citizens"]:
+        if c["measurements"] >= 5 and get(f"/v1/citizens/{c['person_id']}")["activities"]:
             return c["person_id"]
     raise AssertionError("no demo citizen with activities")
 
@@ -313,7 +314,7 @@ def test_caseworker_desktop_danish_by_keyboard(server, browser, axe):
 
     # loading the list again gives the same list, not twice the list
     browser.find_element(By.ID, "load-demo").click()
-    wait.until(EC.text_to_be_present_in_element((By.ID, "status"), "demo-borgere hentet"))
+    wait.until(EC.text_to_be_present_in_element((By.ID, "status"), "borgere hentet"))
     assert len(browser.find_elements(By.CSS_SELECTOR, "#demo-citizen option")) == len(options)
     browser.find_element(By.ID, "score").click()
     wait.until(EC.text_to_be_present_in_element((By.ID, "status"), "Færdig"))
@@ -364,7 +365,7 @@ def test_caseworker_phone_english(server, browser, axe):
 
     # bad histories: errors in the page's language, the field in words, never a raw path
     browser.find_element(By.CSS_SELECTOR, "details summary").click()
-    good = httpx.get(f"{base}/v1/demo/citizens/{person}", headers={"X-API-Key": keys["caseworker"]}).json()
+    good = httpx.get(f"{base}/v1/citizens/{person}", headers={"X-API-Key": keys["caseworker"]}).json()
     history = browser.find_element(By.ID, "history")
     wait = WebDriverWait(browser, 60)
 

@@ -14,9 +14,10 @@ const T = {
     page_title: "BIP-score · sagsbehandler", title: "BIP-score: borgerens chance for job eller uddannelse",
     choose_heading: "Vælg borger",
     citizen: "Borger", by_id: "Borgerens id", by_id_help: "Borgerens pseudonyme id fra jobcentrets data.",
-    fetch_citizen: "Hent og beregn", demo_intro: "Eller vælg en syntetisk demo-borger (ingen rigtige personer):",
-    load_list: "Hent demo-liste", demo: "Demo-borger", choose: "Vælg …",
-    demo_option: c => `Borger ${c.person_id} · jobcenter ${c.jobcenter} · ${c.measurements} målinger`,
+    fetch_citizen: "Hent og beregn", demo_intro: "Eller vælg fra listen over de borgere, din nøgle giver adgang til (i demoen syntetiske personer):",
+    load_list: "Hent liste", demo: "Borger fra listen", choose: "Vælg …",
+    demo_option: c => `Borger ${c.person_id} · jobcenter ${c.jobcenter} · ${c.measurements} målinger` +
+      (c.last_measured_at ? `, senest ${BIP.date(c.last_measured_at)}` : ""),
     own_history: "Eller indsæt eller upload en historik", paste: "Historik (JSON i samme format som POST /v1/score)",
     upload: "Upload en fil med historikken", score: "Beregn score",
     result: "Resultat", result_heading: (id, d) => `Resultat for borger ${id} pr. ${d}`,
@@ -51,18 +52,19 @@ const T = {
     th_kind: "Indsats", th_effect: "Virkning på chancen", th_ci: "95 %-interval", no_estimate: "for få borgere til et skøn",
     ww_source: (d, band, h) => `Gruppe: ${band}. Virkning på chancen for job eller uddannelse inden for ${h} måneder, i procentpoint. Evaluering offentliggjort ${d}.`,
     rating_band: b => `${b.toLowerCase()} efter sagsbehandlerens vurderinger`,
-    loading: "Beregner …", scored: "Færdig. Resultatet står nedenfor.", loaded: n => `${n} demo-borgere hentet.`,
-    choose_first: "Vælg en demo-borger, skriv et id, eller indsæt en historik.", need_id: "Skriv borgerens id.",
-    no_source: "Borgerkilden findes ikke på denne server endnu. Brug demo-listen eller indsæt en historik.",
+    loading: "Beregner …", scored: "Færdig. Resultatet står nedenfor.", loaded: n => `${n} borgere hentet.`,
+    choose_first: "Vælg en borger på listen, skriv et id, eller indsæt en historik.", need_id: "Skriv borgerens id.",
+    no_source: "Denne server har ingen borgerkilde. Indsæt en historik i stedet.",
     not_found: "Der findes ingen borger med dette id, som du har adgang til.",
   },
   en: {
     page_title: "BIP score · caseworker", title: "BIP score: the citizen's chance of a job or education",
     choose_heading: "Choose a citizen",
     citizen: "Citizen", by_id: "Citizen's id", by_id_help: "The citizen's pseudonymous id from the jobcentre's data.",
-    fetch_citizen: "Fetch and score", demo_intro: "Or choose a synthetic demo citizen (no real people):",
-    load_list: "Load demo list", demo: "Demo citizen", choose: "Choose …",
-    demo_option: c => `Citizen ${c.person_id} · jobcentre ${c.jobcenter} · ${c.measurements} measurements`,
+    fetch_citizen: "Fetch and score", demo_intro: "Or choose from the citizens your key gives access to (synthetic people in the demo):",
+    load_list: "Load list", demo: "Citizen from the list", choose: "Choose …",
+    demo_option: c => `Citizen ${c.person_id} · jobcentre ${c.jobcenter} · ${c.measurements} measurements` +
+      (c.last_measured_at ? `, latest ${BIP.date(c.last_measured_at)}` : ""),
     own_history: "Or paste or upload a history", paste: "History (JSON in the POST /v1/score format)",
     upload: "Upload a file with the history", score: "Score",
     result: "Result", result_heading: (id, d) => `Result for citizen ${id} as of ${d}`,
@@ -97,9 +99,9 @@ const T = {
     th_kind: "Activity", th_effect: "Effect on the chance", th_ci: "95% interval", no_estimate: "too few citizens for an estimate",
     ww_source: (d, band, h) => `Group: ${band}. Effect on the chance of a job or education within ${h} months, in percentage points. Evaluation published ${d}.`,
     rating_band: b => `${b.toLowerCase()} by the caseworker's ratings`,
-    loading: "Scoring …", scored: "Done. The result is below.", loaded: n => `${n} demo citizens loaded.`,
-    choose_first: "Choose a demo citizen, enter an id, or paste a history.", need_id: "Enter the citizen's id.",
-    no_source: "This server has no citizen source yet. Use the demo list or paste a history.",
+    loading: "Scoring …", scored: "Done. The result is below.", loaded: n => `${n} citizens loaded.`,
+    choose_first: "Choose a citizen from the list, enter an id, or paste a history.", need_id: "Enter the citizen's id.",
+    no_source: "This server has no citizen source. Paste a history instead.",
     not_found: "There is no citizen with this id that you have access to.",
   },
 };
@@ -141,17 +143,17 @@ async function model() {
   return modelInfo;
 }
 
-let listSource = "demo";   // where the list came from: the demo cohort, or the citizen source
+let listSource = "citizens";   // where the list came from: the citizen source, or (older servers) the demo route
 
 async function loadDemo() {
   setError(null);
   try {
     let list;
-    try { list = await BIP.call("/v1/demo/citizens"); listSource = "demo"; }
+    try { list = await BIP.call("/v1/citizens"); listSource = "citizens"; }
     catch (e) {
-      // no demo route on this server (FastAPI's own "Not Found"): list the citizen source instead
+      // no citizen route on this server (FastAPI's own "Not Found"): the demo cohort's route
       if (e.status !== 404 || e.detail !== "Not Found") throw e;
-      list = await BIP.call("/v1/citizens"); listSource = "citizens";
+      list = await BIP.call("/v1/demo/citizens"); listSource = "demo";
     }
     demoList = list.citizens;
     renderDemoOptions();
