@@ -17,6 +17,7 @@ database (`bip db load`).
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable
 from pathlib import Path
@@ -133,21 +134,23 @@ class TableCitizenSource(CitizenSource):
         self.folder = Path(folder) if folder else None
         self._tables: dict[str, pd.DataFrame] | None = None
         self._rows: dict[str, dict] = {}
+        self._lock = threading.Lock()
 
     def _load(self) -> dict[str, pd.DataFrame]:
-        if self._tables is None:
-            from features.tables import read_tables
-            if self.folder is None or not self.folder.is_dir():
-                raise CitizenSourceUnavailable(f"no citizen tables at {self.folder} (bip simulate writes some)")
-            try:
-                tables = read_tables(self.folder, required=("persons", "measurements"))
-            except FileNotFoundError as error:
-                raise CitizenSourceUnavailable(str(error)) from error
-            tables = {name: tables.get(name, pd.DataFrame(columns=ACTIVITY_COLUMNS)) for name in HISTORY_TABLES}
-            # row positions per person, so one history is a lookup rather than a scan
-            self._rows = {name: table.groupby("person_id", sort=False).indices for name, table in tables.items()}
-            self._tables = tables
-        return self._tables
+        with self._lock:  # routes run in a thread pool: the first requests must not all read the files
+            if self._tables is None:
+                from features.tables import read_tables
+                if self.folder is None or not self.folder.is_dir():
+                    raise CitizenSourceUnavailable(f"no citizen tables at {self.folder} (bip simulate writes some)")
+                try:
+                    tables = read_tables(self.folder, required=("persons", "measurements"))
+                except (FileNotFoundError, ValueError) as error:  # missing, or files that cannot be read as tables
+                    raise CitizenSourceUnavailable(str(error)) from error
+                tables = {name: tables.get(name, pd.DataFrame(columns=ACTIVITY_COLUMNS)) for name in HISTORY_TABLES}
+                # row positions per person, so one history is a lookup rather than a scan
+                self._rows = {name: table.groupby("person_id", sort=False).indices for name, table in tables.items()}
+                self._tables = tables
+            return self._tables
 
     def history(self, person_id, jobcenters=None):
         tables = self._load()
@@ -174,7 +177,8 @@ class TableCitizenSource(CitizenSource):
         return _listing_rows(persons, occasions, limit)
 
     def close(self):
-        self._tables, self._rows = None, {}
+        with self._lock:
+            self._tables, self._rows = None, {}
 
 
 # ---------------------------------------------------------------- the SQL tables (the data contract)

@@ -312,12 +312,20 @@ def service(tmp_path, citizen_source):
     return TestClient(create_app(settings), raise_server_exceptions=False), {k: {"X-API-Key": v} for k, v in keys.items()}
 
 
+def scores_counted(client) -> float:
+    """bip_scores_total summed over bands, from GET /metrics."""
+    lines = client.get("/metrics").text.splitlines()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith("bip_scores_total{"))
+
+
 def test_citizen_score_route_answers_as_post_score_does(citizens_url, small_tables, small_cohort_dir,
                                                          serving_store, tmp_path):
     client, keys = service(tmp_path, citizens_url)
     with client:
         for person_id in sample_people(small_tables, 4):
+            before = scores_counted(client)
             stored = client.get(f"/v1/citizens/{person_id}/score", headers=keys["caseworker"])
+            assert scores_counted(client) == before + 1  # counted in bip_scores_total as POST /v1/score is
             posted = client.post("/v1/score", json=TableCitizenSource(small_cohort_dir).body(person_id),
                                  headers=keys["caseworker"])
             assert stored.status_code == 200 and stored.json() == posted.json()
