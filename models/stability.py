@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.build import age_band
+from features.build import add_group_columns
 from models.scoring import ScoringModel, sigmoid
 
 GROUP_COLUMNS = ["jobcenter", "gender", "age_band", "origin"]
@@ -52,9 +52,9 @@ def stability_report(champion: ScoringModel, challenger: ScoringModel, requests:
         features = model.features(requests, tables)
         contributions, base = model.explain(features.to_numpy())
         top = np.asarray(model.groups)[np.argmax(np.abs(contributions), axis=1)]
-        parts[name] = (sigmoid(model.explained_log_odds(contributions, base)), top, features)
-    p0, reason0, features = parts["champion"]
-    p1, reason1, _ = parts["challenger"]
+        parts[name] = (sigmoid(model.explained_log_odds(contributions, base)), top)
+    p0, reason0 = parts["champion"]
+    p1, reason1 = parts["challenger"]
     b0, b1 = band(p0, band_edges), band(p1, band_edges)
     report = {"horizon_months": challenger.horizon_months, "band_edges": list(band_edges),
               **_figures(p0, p1, b0, b1, reason0, reason1),
@@ -62,14 +62,10 @@ def stability_report(champion: ScoringModel, challenger: ScoringModel, requests:
               "highest_decile_overlap": decile_overlap(p0, p1, highest=True),
               "band_moves": {f"{BAND_NAMES[i]}->{BAND_NAMES[j]}": int(((b0 == i) & (b1 == j)).sum())
                              for i in range(3) for j in range(3) if i != j}}
-    persons = tables["persons"].drop_duplicates("person_id").set_index("person_id")
-    people = requests[["person_id"]].reset_index(drop=True)
-    for column in ("jobcenter", "gender", "origin"):
-        people[column] = people["person_id"].map(persons[column]).astype(str).to_numpy()
-    people["age_band"] = age_band(features["person__age"].reset_index(drop=True))
+    people = add_group_columns(requests[["person_id", "as_of"]].reset_index(drop=True), tables["persons"])
     report["groups"] = {}
     for column in GROUP_COLUMNS:
-        values = people[column].to_numpy()
+        values = people[column].astype(str).to_numpy()
         report["groups"][column] = {str(v): _figures(p0[values == v], p1[values == v], b0[values == v],
                                                      b1[values == v], reason0[values == v], reason1[values == v])
                                     for v in sorted(set(values))}

@@ -123,7 +123,7 @@ def test_runs_and_versions_carry_horizons_schema_and_data(trained):
     from mlflow import MlflowClient
     first, _ = trained
     run = MlflowClient().get_run(first["models"]["xgboost"]["run_id"])
-    assert run.data.tags["bip.horizons"] == "3-6-12-24" and run.data.tags["bip.schema"] == "bip11"
+    assert run.data.tags["bip.horizons"] == "3,6,12,24" and run.data.tags["bip.schema"] == "bip11"
     assert run.data.tags["bip.data_fingerprint"] == first["context"]["fingerprint"]
     assert run.info.run_name.startswith("xgboost h3-6-12*-24m data-")
     assert run.data.params["config.horizons"] == "[3, 6, 12, 24]"
@@ -176,7 +176,7 @@ def test_runs_lists_models_side_by_side(trained):
     result = CliRunner().invoke(app, ["runs"])
     assert result.exit_code == 0
     assert "xgboost" in result.output and "logistic" in result.output and "*" in result.output
-    assert "3-6-12-24" in result.output
+    assert "3,6,12,24" in result.output
 
 
 @pytest.mark.parametrize("at", ["latest", "every"])
@@ -223,17 +223,12 @@ def test_score_route_answers_the_curve(trained, small_tables, tmp_path):
     from fastapi.testclient import TestClient
 
     from bip.config import Settings
+    from features.sources import citizen_body
     from serving.keys import add_key
-    try:
-        from serving.main import create_app
-    except ImportError:  # before the service restructure
-        from serving.app import create_app
-    try:
-        from serving.app import citizen_body
-    except ImportError:
-        from serving.examples import citizen_body
+    from serving.main import create_app
     settings = Settings(keys_file=tmp_path / "keys.json", audit_log=tmp_path / "audit.jsonl",
-                        audit_salt_file=tmp_path / "salt", reload_interval_s=0)
+                        audit_salt_file=tmp_path / "salt", jobs_dir=tmp_path / "jobs",
+                        monitoring_db=tmp_path / "monitoring.sqlite", reload_interval_s=0)
     key = add_key(settings.keys_file, "caseworker")[1]
     person = small_tables["measurements"]["person_id"].value_counts().index[0]
     with TestClient(create_app(settings)) as client:

@@ -55,7 +55,8 @@ def flat_metrics(evaluation: dict) -> dict[str, float]:
 
 
 def horizons_label(horizons) -> str:
-    return "-".join(str(h) for h in horizons)
+    """As models.store.model_tags writes it on model versions."""
+    return ",".join(str(h) for h in horizons)
 
 
 def run_name(what: str, context: dict) -> str:
