@@ -80,12 +80,18 @@ class Settings(BaseSettings):
     monitoring_experiment: str = "bip-monitoring"
 
     # --- training
-    horizon_months: int = 12
+    horizon_months: int = 12                         # the default horizon: `probability` in a score
+    horizons: list[int] = [3, 6, 12, 24]             # the readiness curve: one head per horizon
     folds: int = 5
     search_grid: list[tuple[int, bool]] = [(3, True), (5, True), (3, False), (5, False)]  # (depth, monotone)
     within_noise: float = 0.003                      # relative log-loss difference treated as a tie
     max_rounds: int = 1500
     search_max_examples: int = 150_000
+
+    # --- promotion (like for like, and what changes for people)
+    band_edges: tuple[float, float] = (0.05, 0.15)   # low / middle / high chance, as the caseworker page
+    stability_max_band_change: float = 0.10          # more citizens changing band than this needs a reason
+    promotion_tolerance: float = 0.003               # relative log-loss worsening at any horizon that blocks
 
     # --- evaluation
     min_arm: int = 20                                # fewer treated or controls than this: no estimate
@@ -116,7 +122,8 @@ class Settings(BaseSettings):
 
     def training_params(self) -> dict[str, str]:
         """The training constants as flat strings, for mlflow.log_params."""
-        names = ("horizon_months", "folds", "search_grid", "within_noise", "max_rounds", "search_max_examples")
+        names = ("horizon_months", "horizons", "folds", "search_grid", "within_noise", "max_rounds",
+                 "search_max_examples", "band_edges", "stability_max_band_change", "promotion_tolerance")
         return {f"config.{name}": str(getattr(self, name)) for name in names}
 
 

@@ -1,9 +1,19 @@
-"""The scoring model: schema + feature builder + estimator + calibration + explainer, as one unit.
+"""The scoring model: schema + feature builder + one head per horizon + explainer, as one unit.
 
-Calibration is Platt scaling on the estimator's margin: calibrated log-odds = a * margin + b.
-Because it is affine on the margin, every exact SHAP value scales by the same factor `a` and the
-base value becomes a * base + b, so base_value + sum(contributions) equals the calibrated
-log-odds exactly (isotonic calibration would break that).
+A head is one horizon's estimator with its Platt calibration: log-odds = a * margin + b. Platt is
+affine on the margin, so every exact SHAP value scales by the same factor `a` and the base value
+becomes a * base + b: base_value + sum(contributions) equals the head's log-odds exactly (isotonic
+calibration would break that).
+
+The readiness curve (probabilities within 3, 6, 12, 24 months) is made non-decreasing by
+construction with a cumulative maximum over the heads' calibrated log-odds, shortest horizon first:
+curve_k = max(head_1, ..., head_k). The curve at horizon k is therefore always exactly one head's
+log-odds (its own, or a shorter horizon's where that one is higher), and its explanation is that
+head's exact TreeSHAP values: base + contributions == the curve's log-odds at every horizon, to
+float64 rounding. A smooth combination (a softplus of increments, a product of hazards) would
+guarantee monotonicity too, but no additive exact explanation of its log-odds exists. Where a
+shorter head binds, the reported horizon inherits that head's explanation (and base value); the
+training run logs how often that happens ("held" share per horizon).
 """
 
 from __future__ import annotations
@@ -77,18 +87,56 @@ class TreeEstimator:
 
 
 @dataclass
+class Head:
+    """One horizon: estimator, Platt calibration (log-odds = a * margin + b) and the
+    cross-validation estimators (each fit on 4/5 of the persons), whose spread gives the interval."""
+
+    horizon_months: int
+    estimator: object
+    calibration: tuple[float, float]
+    fold_estimators: list = field(default_factory=list)
+
+    def log_odds(self, X: np.ndarray) -> np.ndarray:
+        a, b = self.calibration
+        return a * self.estimator.margin(X) + b
+
+    def fold_log_odds(self, X: np.ndarray) -> np.ndarray:
+        """(folds, n) calibrated log-odds of the cross-validation estimators."""
+        a, b = self.calibration
+        return np.stack([a * e.margin(X) + b for e in self.fold_estimators]) if self.fold_estimators \
+            else np.empty((0, len(X)))
+
+    def explain(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-feature contributions (n, F) and base values (n,) in calibrated log-odds."""
+        a, b = self.calibration
+        parts = self.estimator.contributions(np.asarray(X, dtype=np.float64)).astype(np.float64)
+        return a * parts[:, :-1], a * parts[:, -1] + b
+
+
+def cumulative_curve(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(curve, source) from heads' log-odds `raw` (n, H), shortest horizon first.
+
+    curve[:, k] = max(raw[:, :k+1]) (non-decreasing in k); source[:, k] is the head whose value it
+    is, the own head on ties, so its explanation is the curve's explanation."""
+    curve = np.maximum.accumulate(raw, axis=1)
+    source = np.empty(raw.shape, dtype=np.int64)
+    for k in range(raw.shape[1]):
+        source[:, k] = k if k == 0 else np.where(raw[:, k] >= curve[:, k], k, source[:, k - 1])
+    return curve, source
+
+
+@dataclass
 class ScoringModel:
     schema_dict: dict
     kind: str                        # "xgboost" | "logistic"
-    estimator: object
-    calibration: tuple[float, float]  # (a, b): log-odds = a * margin + b
-    horizon_months: int
+    heads: list                      # one Head per horizon, shortest first
+    horizon_months: int              # the default horizon: `probability` and the explanation
     metadata: dict = field(default_factory=dict)
-    # the cross-validation models (each fit on 4/5 of the persons): their spread is the
-    # model-uncertainty interval reported with a score
-    fold_estimators: list = field(default_factory=list)
 
     def __post_init__(self):
+        self.heads = sorted(self.heads, key=lambda h: h.horizon_months)
+        if self.horizon_months not in self.horizons:
+            raise ValueError(f"default horizon {self.horizon_months} is not one of the heads' {self.horizons}")
         self._schema = schema_from_dict(self.schema_dict)
         self._spec = feature_spec(self._schema)
         groups = self._spec.group_names
@@ -104,7 +152,9 @@ class ScoringModel:
         return state
 
     def __setstate__(self, state):
-        state.setdefault("fold_estimators", [])  # models saved before intervals existed
+        if "heads" not in state:  # a model saved before the curve: one head
+            state["heads"] = [Head(state["horizon_months"], state.pop("estimator"), state.pop("calibration"),
+                                   state.pop("fold_estimators", []))]
         self.__dict__.update(state)
         self.__post_init__()
 
@@ -120,35 +170,90 @@ class ScoringModel:
     def groups(self) -> list[str]:
         return self._spec.group_names
 
+    @property
+    def horizons(self) -> list[int]:
+        return [h.horizon_months for h in self.heads]
+
+    def head(self, horizon: int | None = None) -> Head:
+        """The head of `horizon` (default: the model's default horizon)."""
+        horizon = self.horizon_months if horizon is None else horizon
+        for h in self.heads:
+            if h.horizon_months == horizon:
+                return h
+        raise ValueError(f"horizon {horizon}: allowed {self.horizons}")
+
+    # the default horizon's parts, for callers that know one horizon
+    @property
+    def estimator(self):
+        return self.head().estimator
+
+    @property
+    def calibration(self) -> tuple[float, float]:
+        return self.head().calibration
+
+    @property
+    def fold_estimators(self) -> list:
+        return self.head().fold_estimators
+
+    def _column(self, horizon: int | None) -> int:
+        return self.horizons.index(self.head(horizon).horizon_months)
+
     # ---- scores ----------------------------------------------------------------------------
-    def log_odds(self, X: np.ndarray) -> np.ndarray:
-        a, b = self.calibration
-        return a * self.estimator.margin(X) + b
+    def raw_log_odds(self, X: np.ndarray) -> np.ndarray:
+        """(n, H) each head's own calibrated log-odds, before the cumulative maximum."""
+        return np.stack([h.log_odds(X) for h in self.heads], axis=1)
 
-    def probability(self, X: np.ndarray) -> np.ndarray:
-        return sigmoid(self.log_odds(X))
+    def curve_log_odds(self, X: np.ndarray) -> np.ndarray:
+        """(n, H) log-odds of the readiness curve, non-decreasing along the horizons."""
+        return cumulative_curve(self.raw_log_odds(X))[0]
 
-    def interval(self, X: np.ndarray, log_odds: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """95% model-uncertainty interval: the score's log-odds +- 1.96 x the standard deviation
-        of the cross-validation models' calibrated log-odds. It reflects how much the score
-        depends on which persons the model was trained on, not the chance of the outcome."""
-        centre = self.log_odds(X) if log_odds is None else log_odds
-        if len(self.fold_estimators) < 2:
-            return sigmoid(centre), sigmoid(centre)
-        a, b = self.calibration
-        folds = np.stack([a * e.margin(X) + b for e in self.fold_estimators])
-        spread = 1.96 * folds.std(axis=0, ddof=1)
-        return sigmoid(centre - spread), sigmoid(centre + spread)
+    def log_odds(self, X: np.ndarray, horizon: int | None = None) -> np.ndarray:
+        if len(self.heads) == 1:
+            return self.heads[0].log_odds(X)
+        return self.curve_log_odds(X)[:, self._column(horizon)]
 
-    def explain(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per-group contributions (n, G) and base values (n,) in calibrated log-odds.
+    def probability(self, X: np.ndarray, horizon: int | None = None) -> np.ndarray:
+        return sigmoid(self.log_odds(X, horizon))
 
-        base + contributions.sum(1) (`explained_log_odds`) equals log_odds(X) to float64
-        rounding: both come from the same compiled trees."""
-        a, b = self.calibration
-        parts = self.estimator.contributions(np.asarray(X, dtype=np.float64)).astype(np.float64)
-        base = a * parts[:, -1] + b
-        return (a * parts[:, :-1]) @ self._group_matrix, base
+    def curve_interval(self, X: np.ndarray, curve: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """95% model-uncertainty interval (n, H) per horizon: the curve's log-odds +- 1.96 x the
+        standard deviation of the cross-validation models' curves (each fold's heads combined
+        with the same cumulative maximum). It reflects how much the score depends on which
+        persons the model was trained on, not the chance of the outcome."""
+        curve = self.curve_log_odds(X) if curve is None else curve
+        folds = [h.fold_log_odds(X) for h in self.heads]
+        count = min(len(f) for f in folds)
+        if count < 2:
+            return sigmoid(curve), sigmoid(curve)
+        fold_curves = np.stack([np.maximum.accumulate(np.stack([f[k] for f in folds], axis=1), axis=1)
+                                for k in range(count)])
+        spread = 1.96 * fold_curves.std(axis=0, ddof=1)
+        return sigmoid(curve - spread), sigmoid(curve + spread)
+
+    def interval(self, X: np.ndarray, log_odds: np.ndarray | None = None,
+                 horizon: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The interval at one horizon (default: the default horizon), centred on `log_odds`."""
+        k = self._column(horizon)
+        curve = self.curve_log_odds(X)
+        if log_odds is not None:
+            curve[:, k] = log_odds
+        low, high = self.curve_interval(X, curve)
+        return low[:, k], high[:, k]
+
+    def explain(self, X: np.ndarray, horizon: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Per-group contributions (n, G) and base values (n,) in calibrated log-odds at one horizon.
+
+        base + contributions.sum(1) (`explained_log_odds`) equals log_odds(X, horizon) to float64
+        rounding: each row is explained by the head whose log-odds the curve takes there."""
+        X = np.asarray(X, dtype=np.float64)
+        k = self._column(horizon)
+        parts, base = self.heads[k].explain(X)
+        if len(self.heads) > 1:
+            source = cumulative_curve(self.raw_log_odds(X))[1][:, k]
+            for j in np.unique(source[source != k]):
+                rows = source == j
+                parts[rows], base[rows] = self.heads[j].explain(X[rows])
+        return parts @ self._group_matrix, base
 
     @staticmethod
     def explained_log_odds(contributions: np.ndarray, base: np.ndarray) -> np.ndarray:
@@ -161,14 +266,24 @@ class ScoringModel:
 
     def score_frame(self, requests: pd.DataFrame, tables: dict[str, pd.DataFrame],
                     explain: bool = False) -> pd.DataFrame:
-        """person_id, as_of, probability (and contributions per group) for each request."""
+        """person_id, as_of, probability (default horizon), probability_{h}m for every horizon,
+        interval_low and interval_high (default horizon), and with `explain` the base value and
+        the contributions per group at the default horizon."""
         X = self.features(requests, tables).to_numpy()
         out = requests[["person_id", "as_of"]].reset_index(drop=True).copy()
-        out["probability"] = self.probability(X)
+        curve = self.curve_log_odds(X)
+        k = self._column(None)
+        out["probability"] = sigmoid(curve[:, k])
         if explain:
             contributions, base = self.explain(X)
-            # with an explanation, report the probability that the explanation adds up to
+            # with an explanation, report the probability that the explanation adds up to (the
+            # same to float64 rounding; the curve columns stay exactly non-decreasing)
             out["probability"] = sigmoid(self.explained_log_odds(contributions, base))
+        for j, horizon in enumerate(self.horizons):
+            out[f"probability_{horizon}m"] = sigmoid(curve[:, j])
+        low, high = self.curve_interval(X, curve)
+        out["interval_low"], out["interval_high"] = low[:, k], high[:, k]
+        if explain:
             out["base_value"] = base
             for g, group in enumerate(self.groups):
                 out[f"contribution__{group}"] = contributions[:, g]

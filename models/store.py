@@ -1,4 +1,6 @@
-"""Saving a ScoringModel to MLflow as one pyfunc model, and loading it back by URI."""
+"""The MLflow store: saving a ScoringModel as one pyfunc model and loading it back by URI, and
+every registry operation (resolve, register, compare, promote). Training and the CLI call these;
+nothing else touches the registry."""
 
 from __future__ import annotations
 
@@ -10,14 +12,18 @@ import mlflow
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow import MlflowClient
 
 from bip.config import DEFAULT_TRACKING_URI, get_settings
-from models.scoring import ScoringModel
+from models.scoring import ScoringModel, sigmoid
 
 MODEL_NAME = get_settings().model_name
 CHAMPION = get_settings().model_alias
 CHAMPION_URI = get_settings().model_uri
 EXPERIMENT = get_settings().experiment
+# MLflow 3 opens an experiment in the GenAI view unless it is typed; this tag selects the classic
+# model-training view (runs, metrics, models)
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
 def configure_tracking() -> str:
@@ -33,8 +39,12 @@ def configure_tracking() -> str:
 
 
 def ensure_experiment(name: str = EXPERIMENT) -> str:
+    """The experiment's id, created (typed for the model-training view) when missing."""
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is not None:
+        if experiment.tags.get("mlflow.experimentKind") != EXPERIMENT_KIND["mlflow.experimentKind"]:
+            for key, value in EXPERIMENT_KIND.items():  # experiments made before the tag
+                MlflowClient().set_experiment_tag(experiment.experiment_id, key, value)
         return experiment.experiment_id
     location = None
     uri = mlflow.get_tracking_uri()
@@ -43,7 +53,7 @@ def ensure_experiment(name: str = EXPERIMENT) -> str:
         artifacts = Path(uri[len("sqlite:///"):]).parent / "artifacts"
         artifacts.mkdir(parents=True, exist_ok=True)
         location = artifacts.resolve().as_uri()
-    return mlflow.create_experiment(name, artifact_location=location)
+    return mlflow.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
 
 
 class BipPyfunc(mlflow.pyfunc.PythonModel):
@@ -54,9 +64,13 @@ class BipPyfunc(mlflow.pyfunc.PythonModel):
         self.scoring_model = scoring_model
 
     def predict(self, context, model_input: pd.DataFrame, params=None):
-        names = self.scoring_model.spec.names
-        X = model_input[names].to_numpy(dtype=np.float64)
-        return pd.DataFrame({"probability": self.scoring_model.probability(X)})
+        model = self.scoring_model
+        X = model_input[model.spec.names].to_numpy(dtype=np.float64)
+        curve = model.curve_log_odds(X)
+        out = pd.DataFrame({"probability": sigmoid(curve[:, model.horizons.index(model.horizon_months)])})
+        for k, horizon in enumerate(model.horizons):
+            out[f"probability_{horizon}m"] = sigmoid(curve[:, k])
+        return out
 
 
 def _pip_requirements() -> list[str]:
@@ -114,3 +128,86 @@ def announce_model_change(marker: Path | None = None) -> None:
     tmp = marker.with_suffix(".tmp")
     tmp.write_text(str(time.time_ns()))
     tmp.replace(marker)
+
+
+# ---- registry ---------------------------------------------------------------------------------
+def version_uri(version: str) -> str:
+    return f"models:/{MODEL_NAME}/{version}"
+
+
+def model_tags(model: ScoringModel) -> dict[str, str]:
+    """What makes two models comparable, as tags on runs and model versions."""
+    return {"bip.horizons": ",".join(str(h) for h in model.horizons),
+            "bip.default_horizon": str(model.horizon_months),
+            "bip.schema": model.schema.name,
+            "bip.data_fingerprint": str(model.metadata.get("fingerprint", "unknown"))}
+
+
+def register(model: ScoringModel, model_uri: str, run_id: str, test_log_loss: float) -> str:
+    """A new version of the registered model, tagged with kind, run, horizons, schema and data."""
+    version = str(mlflow.register_model(model_uri, MODEL_NAME).version)
+    tags = {"model_kind": model.kind, "run_id": run_id, "test_log_loss": f"{test_log_loss:.6f}", **model_tags(model)}
+    set_version_tags(version, tags)
+    return version
+
+
+def set_version_tags(version: str, tags: dict) -> None:
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(MODEL_NAME, str(version), key, str(value))
+
+
+def champion_version() -> str | None:
+    try:
+        return str(MlflowClient().get_model_version_by_alias(MODEL_NAME, CHAMPION).version)
+    except Exception:  # no registered model or no alias yet
+        return None
+
+
+def promote(version: str) -> None:
+    """Point the champion alias at a version (promotion and rollback are the same move). The
+    checks that come first (like for like, stability) are training/promotion.py's."""
+    client = MlflowClient()
+    client.get_model_version(MODEL_NAME, str(version))  # raises when the version does not exist
+    client.set_registered_model_alias(MODEL_NAME, CHAMPION, str(version))
+
+
+def unlike(champion: ScoringModel, challenger: ScoringModel) -> list[str]:
+    """Why two models cannot be compared like for like (empty when they can): the horizon set,
+    the default horizon (what `probability` means) and the indicator schema must match."""
+    reasons = []
+    if champion.horizons != challenger.horizons:
+        reasons.append(f"horizon set {_months(challenger.horizons)} differs from the champion's "
+                       f"{_months(champion.horizons)}")
+    if champion.horizon_months != challenger.horizon_months:
+        reasons.append(f"probability is at {challenger.horizon_months} months, the champion's at "
+                       f"{champion.horizon_months} months")
+    if champion.schema.name != challenger.schema.name:
+        reasons.append(f"indicator schema {challenger.schema.name!r} differs from the champion's "
+                       f"{champion.schema.name!r}")
+    elif champion.schema_dict != challenger.schema_dict:
+        reasons.append(f"indicator schema {challenger.schema.name!r} has other indicators or scales than the champion's")
+    return reasons
+
+
+def _months(horizons) -> str:
+    return "{" + ", ".join(f"{h}m" for h in horizons) + "}"
+
+
+def compare(champion: ScoringModel, challenger: ScoringModel, requests: pd.DataFrame,
+            tables: dict[str, pd.DataFrame], labels: dict[int, np.ndarray],
+            observed: dict[int, np.ndarray]) -> dict[int, dict[str, float]]:
+    """Log loss per horizon of both models on the same occasions (`requests`), each horizon on the
+    rows where it is observed. Only for models that are alike (see `unlike`)."""
+    from sklearn.metrics import log_loss
+    curves = {}
+    for name, model in (("champion", champion), ("challenger", challenger)):
+        X = model.features(requests, tables).to_numpy()
+        curves[name] = sigmoid(model.curve_log_odds(X))
+    result = {}
+    for k, horizon in enumerate(challenger.horizons):
+        rows = observed[horizon]
+        y = labels[horizon][rows]
+        result[horizon] = {name: float(log_loss(y, np.clip(curve[rows, k], 1e-6, 1 - 1e-6), labels=[0, 1]))
+                           for name, curve in curves.items()}
+    return result

@@ -18,6 +18,9 @@ from serving.errors import InputProblems
 from serving.schemas import ScoreRequest
 
 
+INTERVAL_METHOD = "95% model uncertainty: log-odds +- 1.96 SD across the 5 cross-validation models"
+
+
 _TABLE_TO_FIELD = {"persons": "person", "measurements": "measurements", "activities": "activities"}
 
 
@@ -95,7 +98,9 @@ def score_citizen(model: ScoringModel, request: ScoreRequest, today: date, obser
     probability = sigmoid(log_odds)
     if observe is not None:
         observe(X[:1], float(probability[0]))
-    low, high = model.interval(X[:1], log_odds[:1])
+    curve = model.curve_log_odds(X[:1])
+    low, high = model.curve_interval(X[:1], curve)
+    default = model.horizons.index(model.horizon_months)
     groups = model.groups
     parts = []
     for g, group in enumerate(groups):
@@ -116,8 +121,10 @@ def score_citizen(model: ScoringModel, request: ScoreRequest, today: date, obser
         "as_of": as_of,
         "horizon_months": model.horizon_months,
         "probability": float(probability[0]),
-        "interval": {"low": float(low[0]), "high": float(high[0]),
-                     "method": "95% model uncertainty: log-odds +- 1.96 SD across the 5 cross-validation models"},
+        "interval": {"low": float(low[0, default]), "high": float(high[0, default]), "method": INTERVAL_METHOD},
+        "curve": [{"horizon_months": horizon, "probability": float(sigmoid(curve[0, k])),
+                   "interval": {"low": float(low[0, k]), "high": float(high[0, k]), "method": INTERVAL_METHOD}}
+                  for k, horizon in enumerate(model.horizons)],
         "explanation": {"unit": "log_odds", "base_value": float(base[0]), "log_odds": float(log_odds[0]),
                         "contributions": parts},
         "change": _change(previous, probability, contributions, log_odds, groups, schema),

@@ -124,12 +124,20 @@ class Change(BaseModel):
     drivers: list[Driver]
 
 
+class CurvePoint(BaseModel):
+    horizon_months: int
+    probability: float = Field(description="job or education within this many months; never lower than a shorter horizon's")
+    interval: Interval
+
+
 class ScoreResponse(BaseModel):
     person_id: str
     as_of: date
-    horizon_months: int
+    horizon_months: int = Field(description="the horizon of `probability` and of the explanation")
     probability: float
     interval: Interval
+    curve: list[CurvePoint] = Field(description="the readiness curve: probability within each horizon (e.g. 3, 6, "
+                                    "12, 24 months), non-decreasing, each with its interval")
     model: ModelRef
     explanation: Explanation
     change: Change

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import signal
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -35,45 +36,87 @@ def runs_fail_on_interrupt():
             signal.signal(number, handler)
 
 
+def _horizons(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        horizons = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: allowed a comma-separated list of months, e.g. 3,6,12,24",
+                                 param_hint="--horizons")
+    if not horizons or not all(1 <= h <= 60 for h in horizons):
+        raise typer.BadParameter(f"{text!r}: allowed months from 1 to 60", param_hint="--horizons")
+    return horizons
+
+
 def train_command(
     data: Path = typer.Option(Path("data/bip"), help="Folder with the four tables (and truth, if simulated)."),
     model: str = typer.Option("xgboost", help="xgboost or logistic: which model to register."),
-    horizon: int = typer.Option(12, min=1, max=60, help="Horizon in months."),
+    horizon: int = typer.Option(None, min=1, max=60, help="Default horizon in months: a score's `probability` "
+                                "(default BIP_HORIZON_MONTHS, 12); it joins the curve."),
+    horizons: str = typer.Option(None, help="The readiness curve, comma-separated months (default BIP_HORIZONS, "
+                                 "3,6,12,24)."),
     register: bool = typer.Option(False, help="Register the model in the MLflow registry."),
-    promote_if_better: bool = typer.Option(False, help="Register, and promote when there is no champion or "
-                                           "it beats the champion's out-of-time log loss on the same data."),
+    promote_if_better: bool = typer.Option(False, help="Register, and promote when there is no champion, or when it "
+                                           "is like for like (horizons, schema) and beats the champion per horizon "
+                                           "on the same out-of-time occasions and passes the stability gate."),
     seed: int = typer.Option(7, help="Seed for the booster."),
     test_from: str = typer.Option(None, help="First date of the out-of-time test (default: last 12 months)."),
 ) -> None:
-    """Train the boosted model and the logistic baseline, log both to MLflow."""
+    """Train the boosted model and the logistic baseline (one head per horizon), log both to MLflow."""
     from training.train import format_summary, train
     if model not in ("xgboost", "logistic"):
         raise typer.BadParameter(f"{model!r}: allowed xgboost or logistic", param_hint="--model")
     with runs_fail_on_interrupt():
-        summary = train(data, model, horizon, register, promote_if_better, seed, test_from)
+        summary = train(data, model, horizon, register, promote_if_better, seed, test_from, _horizons(horizons))
     typer.echo(format_summary(summary))
 
 
-def runs_command(limit: int = typer.Option(20, help="How many model runs to show.")) -> None:
+def runs_command(
+    limit: int = typer.Option(20, help="How many model runs to show."),
+    compare: Optional[tuple[str, str]] = typer.Option(None, help="Two registered versions A B: B against A, "
+                                                      "per horizon, and the stability report."),
+    data: Path = typer.Option(None, help="Citizens for the stability report (default: B's training data)."),
+) -> None:
     """Model runs side by side, newest first, with registry versions and the champion."""
-    from training.runs import format_runs
+    from training.runs import format_compare, format_runs
+    if compare:
+        try:
+            typer.echo(format_compare(compare[0], compare[1], data))
+        except LookupError as error:
+            raise typer.BadParameter(str(error), param_hint="--compare")
+        return
     typer.echo(format_runs(limit))
 
 
-def promote_command(version: str = typer.Argument(..., help="Registered version to make champion.")) -> None:
-    """Move the champion alias to VERSION (also the way to roll back)."""
-    from models.store import configure_tracking
-    from training.tracking import champion_version, promote
-    configure_tracking()
-    before = champion_version()
+def promote_command(
+    version: str = typer.Argument(..., help="Registered version to make champion."),
+    force: bool = typer.Option(False, help="Promote even when it is not like for like (other horizons or "
+                               "schema) or fails the stability gate; logged."),
+    reason: str = typer.Option(None, help="Why, when more citizens change band than the stability gate allows; logged."),
+    data: Path = typer.Option(None, help="Citizens for the stability report (default: the version's training data)."),
+) -> None:
+    """Move the champion alias to VERSION (also the way to roll back), after the like-for-like
+    check and the stability report."""
+    from models import store
+    from training.promotion import promote_version
+    from training.runs import tables_for
+    store.configure_tracking()
     try:
-        promote(version)
+        store.MlflowClient().get_model_version(store.MODEL_NAME, version)
     except Exception as error:  # an unknown version: say so plainly
-        raise typer.BadParameter(f"no version {version} of bip-employment ({error.__class__.__name__})",
+        raise typer.BadParameter(f"no version {version} of {store.MODEL_NAME} ({error.__class__.__name__})",
                                  param_hint="VERSION")
+    try:
+        tables = tables_for(version, data)
+    except (FileNotFoundError, ValueError) as error:  # ValidationError is a ValueError
+        raise typer.BadParameter(str(error), param_hint="--data")
+    result = promote_version(version, tables, force=force, reason=reason)
+    typer.echo(result.describe())
+    if not result.promoted:
+        raise typer.Exit(1)
     from models.store import announce_model_change
     announce_model_change()  # services on this machine load it within a second
-    typer.echo(f"champion: version {before} -> {version}")
 
 
 def score_command(
@@ -83,7 +126,8 @@ def score_command(
     explain: bool = typer.Option(False, help="Add per-indicator contributions (log-odds)."),
     model: str = typer.Option(None, help="Model URI (default models:/bip-employment@champion)."),
 ) -> None:
-    """Score a cohort offline with the champion (or --model)."""
+    """Score a cohort offline with the champion (or --model): probability at the default horizon,
+    one probability_{H}m column per horizon of the curve, and the interval."""
     from training.scoring import score_cohort
     if at not in ("latest", "every"):
         raise typer.BadParameter(f"{at!r}: allowed latest or every", param_hint="--at")

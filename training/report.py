@@ -57,33 +57,40 @@ def _row(name: str, m: dict) -> str:
 def model_card(kind: str, params: dict, evaluation: dict, context: dict, schema: IndicatorSchema) -> str:
     header = ("| data | n | positives | ROC AUC | Brier | log loss | ECE | cal. slope | cal. intercept |\n"
               "|---|---|---|---|---|---|---|---|---|")
-    rows = [_row("validation (out-of-fold)", evaluation["validation"]), _row("out-of-time test", evaluation["test"])]
-    if "oracle_test" in evaluation:
-        rows.append(_row("oracle, out-of-time test", evaluation["oracle_test"]))
+    rows = []
+    for horizon, part in evaluation["horizons"].items():
+        rows += [_row(f"{horizon} m, validation (out-of-fold)", part["validation"]),
+                 _row(f"{horizon} m, out-of-time test", part["test"])]
+        if "oracle_test" in part:
+            rows.append(_row(f"{horizon} m, oracle, out-of-time test", part["oracle_test"]))
     groups = []
     for column, values in evaluation["test_groups"].items():
-        groups.append(f"\n**By {column}** (out-of-time test)\n\n{header}")
+        groups.append(f"\n**By {column}** (out-of-time test, {context['horizon']} months)\n\n{header}")
         groups += [_row(value, m) for value, m in values.items()]
     ranking = sorted(evaluation["mean_abs_contribution"].items(), key=lambda kv: -kv[1])
     drivers = ", ".join(f"{schema[g].label_en if g in schema else g} ({v:.3f})" for g, v in ranking[:10])
     return f"""# Model card: bip-employment ({kind})
 
 ## Intended use
-Probability that a citizen in the BIP target group (activity-ready cash-benefit recipients) is in
-ordinary job or education within {context['horizon']} months of a progression measurement. It
+Probabilities that a citizen in the BIP target group (activity-ready cash-benefit recipients) is in
+ordinary job or education within {', '.join(str(h) for h in context['horizons'])} months of a progression
+measurement (the readiness curve; `probability` is the {context['horizon']}-month one). It
 supports, and never replaces, a caseworker's judgement and an evaluator's analysis. Not for
 sanctions, eligibility decisions or ranking citizens against each other.
 
 ## Data
 - Source folder: `{context['data']}` (fingerprint `{context['fingerprint']}`), schema `{schema.name}`.
-- One example per measurement occasion whose {context['horizon']}-month horizon is observed in the register.
+- Each horizon trains and tests on the measurement occasions where that horizon is observed in the register.
 - Training: occasions before {context['test_from']}, 5-fold cross-validation grouped by person.
 - Out-of-time test: occasions from {context['test_from']} on.
 - Git commit: `{context['git_commit']}`.
 
 ## Model
 - Kind: {kind}; parameters: {params}.
-- Calibration: Platt scaling on the margin, fitted on out-of-fold margins (keeps explanations exact).
+- One head per horizon, each Platt-calibrated on its out-of-fold margins (keeps explanations exact).
+- The curve is the cumulative maximum of the heads' log-odds, so it never decreases; where a shorter
+  head binds, that head's exact explanation is the horizon's. Share of test occasions where a
+  shorter head binds: {', '.join(f"{k[len('held_share_'):]} {v:.1%}" for k, v in evaluation['curve'].items() if k.startswith('held_share_'))}.
 
 ## Metrics
 {header}

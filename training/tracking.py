@@ -1,4 +1,6 @@
-"""Logging training runs to MLflow, registering models and moving the champion alias."""
+"""Logging training runs to MLflow: descriptive run names, tags that make runs comparable (horizon
+set, schema, data fingerprint), metrics per horizon, artifacts. Registry operations live in
+models/store.py."""
 
 from __future__ import annotations
 
@@ -10,18 +12,17 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow import MlflowClient
 
-from models.store import (
-    CHAMPION,
-    MODEL_NAME,
+from bip.config import get_settings
+from models.store import (  # noqa: F401  champion_version and promote: re-exported for older callers
+    champion_version,
     configure_tracking,
     ensure_experiment,
-    load_scoring_model,
     log_scoring_model,
+    model_tags,
+    promote,
 )
 from training import report
-from training.metrics import metric_set
 
 
 def git_commit() -> str:
@@ -33,19 +34,41 @@ def git_commit() -> str:
 
 
 def flat_metrics(evaluation: dict) -> dict[str, float]:
-    """MLflow metric names: {part}_{metric} and test_{column}_{value}_{metric}."""
+    """MLflow metric names: {part}_{metric} and test_{column}_{value}_{metric} at the default
+    horizon, h{H}m_{part}_{metric} at every horizon, curve_{figure} for the curve."""
     out = {}
     for part in ("validation", "test", "oracle_validation", "oracle_test"):
         for name, value in evaluation.get(part, {}).items():
             out[f"{part}_{name}"] = value
+        for horizon, parts in evaluation["horizons"].items():
+            for name, value in parts.get(part, {}).items():
+                out[f"h{horizon}m_{part}_{name}"] = value
     for column, values in evaluation["test_groups"].items():
         for value, metrics in values.items():
             for name in ("n", "roc_auc", "brier", "ece", "mean_probability", "observed_rate"):
                 out[f"test_{column}_{_safe(value)}_{name}"] = metrics[name]
     for group, value in evaluation["mean_abs_contribution"].items():
         out[f"mean_abs_contribution_{_safe(group)}"] = value
+    out.update({f"curve_{k}": v for k, v in evaluation["curve"].items()})
     out.update(evaluation["cost"])
     return {k: float(v) for k, v in out.items() if v is not None and np.isfinite(v)}
+
+
+def horizons_label(horizons) -> str:
+    """As models.store.model_tags writes it on model versions."""
+    return ",".join(str(h) for h in horizons)
+
+
+def run_name(what: str, context: dict) -> str:
+    """What a run is, at a glance: model, horizons (default starred), data fingerprint, date."""
+    horizons = "-".join(f"{h}*" if h == context["horizon"] else str(h) for h in context["horizons"])
+    return f"{what} h{horizons}m data-{context['fingerprint'][:8]} {context['trained_at'][:10]}"
+
+
+def run_tags(context: dict, schema) -> dict[str, str]:
+    return {"bip.horizons": horizons_label(context["horizons"]), "bip.default_horizon": str(context["horizon"]),
+            "bip.schema": schema.name, "bip.data_fingerprint": context["fingerprint"],
+            "git_commit": context["git_commit"]}
 
 
 def _safe(text: str) -> str:
@@ -54,69 +77,43 @@ def _safe(text: str) -> str:
 
 def log_model_run(fitted, evaluation: dict, examples, context: dict, schema, oracle) -> tuple[str, str]:
     """One MLflow run per model; returns (run_id, model_uri)."""
-    with mlflow.start_run(run_name=fitted.kind, nested=True) as run:
-        mlflow.set_tags({"bip.model_kind": fitted.kind, "bip.horizon": context["horizon"],
-                         "bip.data_fingerprint": context["fingerprint"], "git_commit": context["git_commit"]})
-        mlflow.log_params({"model": fitted.kind, "horizon_months": context["horizon"], "seed": context["seed"],
+    with mlflow.start_run(run_name=run_name(fitted.kind, context), nested=True) as run:
+        mlflow.set_tags({"bip.model_kind": fitted.kind, "bip.horizon": context["horizon"], **run_tags(context, schema)})
+        mlflow.log_params({"model": fitted.kind, "horizon_months": context["horizon"],
+                           "horizons": horizons_label(context["horizons"]), "seed": context["seed"],
                            "test_from": context["test_from"], "data": context["data"],
                            "data_fingerprint": context["fingerprint"], "schema": schema.name,
                            "n_train": int(examples.train.sum()), "n_test": int(examples.test.sum()),
+                           **get_settings().training_params(),
                            **{k: v for k, v in fitted.params.items()}})
         mlflow.log_metrics(flat_metrics(evaluation))
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
-            y_test = examples.y[examples.test]
-            report.calibration_plot(y_test, fitted.model.probability(examples.X[examples.test]),
-                                    None if oracle is None else oracle[examples.test],
-                                    tmp / "calibration.png", f"{fitted.kind}: out-of-time test")
+            for horizon in examples.horizons:
+                test = examples.rows("test", horizon)
+                report.calibration_plot(examples.y(horizon)[test], fitted.model.probability(examples.X[test], horizon),
+                                        None if oracle is None or horizon not in oracle else oracle[horizon][test],
+                                        tmp / f"calibration_{horizon}m.png",
+                                        f"{fitted.kind}: {horizon} months, out-of-time test")
             report.contribution_plot(evaluation["mean_abs_contribution"], schema, tmp / "shap_summary.png")
             (tmp / "model_card.md").write_text(report.model_card(fitted.kind, fitted.params, evaluation, context, schema))
             (tmp / "evaluation.json").write_text(json.dumps({**evaluation, "search": fitted.search}, indent=2, default=float))
             mlflow.log_artifacts(str(tmp))
         fitted.model.metadata = {"run_id": run.info.run_id, "trained_at": context["trained_at"],
                                  "kind": fitted.kind, "horizon_months": context["horizon"],
+                                 "horizons": list(context["horizons"]), "data": context["data"],
                                  "test_metrics": evaluation["test"], "fingerprint": context["fingerprint"]}
+        mlflow.set_tags(model_tags(fitted.model))
         example = pd.DataFrame(examples.X[:5], columns=fitted.model.spec.names)
         uri = log_scoring_model(fitted.model, example)
         return run.info.run_id, uri
 
 
-def register(model_uri: str, run_id: str, kind: str, test_log_loss: float) -> str:
-    version = mlflow.register_model(model_uri, MODEL_NAME)
-    client = MlflowClient()
-    client.set_model_version_tag(MODEL_NAME, version.version, "model_kind", kind)
-    client.set_model_version_tag(MODEL_NAME, version.version, "run_id", run_id)
-    client.set_model_version_tag(MODEL_NAME, version.version, "test_log_loss", f"{test_log_loss:.6f}")
-    return str(version.version)
-
-
-def champion_version() -> str | None:
-    try:
-        return str(MlflowClient().get_model_version_by_alias(MODEL_NAME, CHAMPION).version)
-    except Exception:  # no registered model or no alias yet
-        return None
-
-
-def promote(version: str) -> None:
-    """Point the champion alias at a version (promotion and rollback are the same move)."""
-    client = MlflowClient()
-    client.get_model_version(MODEL_NAME, str(version))  # raises when the version does not exist
-    client.set_registered_model_alias(MODEL_NAME, CHAMPION, str(version))
-
-
-def champion_log_loss_on(tables, examples) -> float | None:
-    """The current champion's out-of-time log loss on this run's test occasions."""
-    if champion_version() is None:
-        return None
-    champion = load_scoring_model(f"models:/{MODEL_NAME}@{CHAMPION}")
-    requests = examples.frame.loc[examples.test, ["person_id", "as_of"]]
-    X = champion.features(requests, tables).to_numpy()
-    return metric_set(examples.y[examples.test], champion.probability(X))["log_loss"]
-
-
-def start_training_run(context: dict):
+def start_training_run(context: dict, schema):
     configure_tracking()
     experiment = ensure_experiment()
     mlflow.set_experiment(experiment_id=experiment)  # nested model runs land here too
-    return mlflow.start_run(experiment_id=experiment, run_name=f"train-{context['trained_at']}",
-                            tags={"bip.role": "training"})
+    run = mlflow.start_run(experiment_id=experiment, run_name=run_name("train", context),
+                           tags={"bip.role": "training", **run_tags(context, schema)})
+    mlflow.log_params(get_settings().training_params())
+    return run

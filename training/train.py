@@ -7,27 +7,34 @@ from pathlib import Path
 
 import mlflow
 
+from bip.config import get_settings
 from features.tables import load_and_validate
+from models import store
 from monitoring.profile import log_reference_profile
 from training import tracking
 from training.pipeline import attach_truth, evaluate, fingerprint, fit_all
+from training.promotion import promote_version
 
 
-def train(data: str | Path, model: str = "xgboost", horizon: int = 12, register: bool = False,
-          promote_if_better: bool = False, seed: int = 7, test_from: str | None = None) -> dict:
-    """Returns a summary: metrics per model, the registered version and whether it was promoted."""
+def train(data: str | Path, model: str = "xgboost", horizon: int | None = None, register: bool = False,
+          promote_if_better: bool = False, seed: int = 7, test_from: str | None = None,
+          horizons: list[int] | None = None) -> dict:
+    """Returns a summary: metrics per model and horizon, the registered version, whether it was
+    promoted and, if not, why. `horizon` is the default horizon (a score's `probability`),
+    `horizons` the readiness curve (both default to the settings)."""
     if model not in ("xgboost", "logistic"):
         raise ValueError(f"model {model!r}: allowed 'xgboost' or 'logistic'")
     tables, schema = load_and_validate(data)
-    examples, fitted = fit_all(tables, schema, horizon, seed, test_from)
-    oracle = attach_truth(examples, Path(data) / "truth_probabilities.parquet", horizon)
+    horizon = horizon or get_settings().horizon_months
+    examples, fitted = fit_all(tables, schema, horizon, seed, test_from, horizons)
+    oracle = attach_truth(examples, Path(data) / "truth_probabilities.parquet")
     context = {"data": str(data), "fingerprint": fingerprint(tables), "git_commit": tracking.git_commit(),
                "n_train": int(examples.train.sum()), "n_search": int(examples.search.sum()),
-               "n_test": int(examples.test.sum()),
-               "horizon": horizon, "seed": seed, "test_from": str(examples.test_from.date()),
+               "n_test": int(examples.test.sum()), "horizon": horizon, "horizons": list(examples.horizons),
+               "seed": seed, "test_from": str(examples.test_from.date()),
                "trained_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
-    summary = {"context": context, "models": {}, "registered_version": None, "promoted": False}
-    with tracking.start_training_run(context) as parent:
+    summary = {"context": context, "models": {}, "registered_version": None, "promoted": False, "refused": None}
+    with tracking.start_training_run(context, schema) as parent:
         mlflow.log_params({"primary_model": model, "horizon_months": horizon, "data_fingerprint": context["fingerprint"]})
         for kind, fit in fitted.items():
             evaluation = evaluate(fit, examples, oracle)
@@ -36,19 +43,28 @@ def train(data: str | Path, model: str = "xgboost", horizon: int = 12, register:
             summary["models"][kind] = {"run_id": run_id, "model_uri": uri, "params": fit.params,
                                        **{part: evaluation[part] for part in ("validation", "test", "oracle_test")
                                           if part in evaluation},
+                                       "horizons": {h: {part: v[part] for part in ("validation", "test", "oracle_test")
+                                                        if part in v} for h, v in evaluation["horizons"].items()},
+                                       "curve": evaluation["curve"],
                                        "worst_group_ece": _worst_group(evaluation["test_groups"]),
                                        "mean_abs_contribution": evaluation["mean_abs_contribution"],
                                        "cost": evaluation["cost"]}
         summary["parent_run_id"] = parent.info.run_id
         primary = summary["models"][model]
         if register or promote_if_better:
-            champion_loss = tracking.champion_log_loss_on(tables, examples) if promote_if_better else None
-            version = tracking.register(primary["model_uri"], primary["run_id"], model, primary["test"]["log_loss"])
+            challenger = fitted[model].model
+            version = store.register(challenger, primary["model_uri"], primary["run_id"], primary["test"]["log_loss"])
             summary["registered_version"] = version
-            summary["champion_log_loss_same_data"] = champion_loss
-            if promote_if_better and (champion_loss is None or primary["test"]["log_loss"] < champion_loss):
-                tracking.promote(version)
-                summary["promoted"] = True
+            if promote_if_better:
+                test = examples.test
+                rows = (examples.frame.loc[test, ["person_id", "as_of"]].reset_index(drop=True),
+                        {h: examples.y(h)[test] for h in examples.horizons},
+                        {h: examples.observed(h)[test] for h in examples.horizons})
+                promotion = promote_version(version, tables, challenger=challenger, comparison_rows=rows)
+                summary["promoted"], summary["refused"] = promotion.promoted, promotion.refused
+                summary["promotion"] = promotion
+                if promotion.comparison:
+                    summary["champion_log_loss_same_data"] = promotion.comparison[horizon]["champion"]
     return summary
 
 
@@ -59,30 +75,39 @@ def _worst_group(groups: dict) -> dict:
 
 
 def format_summary(summary: dict) -> str:
-    lines = [f"data {summary['context']['data']} (fingerprint {summary['context']['fingerprint']}), "
-             f"horizon {summary['context']['horizon']} months, out-of-time test from {summary['context']['test_from']}",
-             f"examples: {summary['context']['n_train']} training ({summary['context']['n_search']} in the "
-             f"cross-validation search), {summary['context']['n_test']} out-of-time test",
+    context = summary["context"]
+    lines = [f"data {context['data']} (fingerprint {context['fingerprint']}), horizons "
+             f"{', '.join(f'{h}' for h in context['horizons'])} months (probability at {context['horizon']}), "
+             f"out-of-time test from {context['test_from']}",
+             f"occasions: {context['n_train']} training ({context['n_search']} in the cross-validation search), "
+             f"{context['n_test']} out-of-time test; each horizon uses those where it is observed",
              "",
-             f"{'model':10s} {'part':22s} {'n':>6s} {'ROC AUC':>8s} {'PR AUC':>7s} {'Brier':>7s} {'logloss':>8s} "
-             f"{'ECE':>7s} {'slope':>6s} {'icpt':>6s}"]
+             f"{'model':10s} {'h':>3s} {'part':22s} {'n':>6s} {'ROC AUC':>8s} {'PR AUC':>7s} {'Brier':>7s} "
+             f"{'logloss':>8s} {'ECE':>7s} {'slope':>6s} {'icpt':>6s}"]
     for kind, m in summary["models"].items():
-        for part in ("validation", "test", "oracle_test"):
-            if part in m:
-                x = m[part]
-                lines.append(f"{kind:10s} {part:22s} {int(x['n']):6d} {x['roc_auc']:8.4f} {x['pr_auc']:7.4f} "
-                             f"{x['brier']:7.4f} {x['log_loss']:8.4f} {x['ece']:7.4f} "
-                             f"{x['calibration_slope']:6.2f} {x['calibration_intercept']:6.2f}")
+        for horizon, parts in m["horizons"].items():
+            for part in ("validation", "test", "oracle_test"):
+                if part in parts:
+                    x = parts[part]
+                    lines.append(f"{kind:10s} {horizon:3d} {part:22s} {int(x['n']):6d} {x['roc_auc']:8.4f} "
+                                 f"{x['pr_auc']:7.4f} {x['brier']:7.4f} {x['log_loss']:8.4f} {x['ece']:7.4f} "
+                                 f"{x['calibration_slope']:6.2f} {x['calibration_intercept']:6.2f}")
+            if "oracle_test" in parts:
+                lines.append(f"{'':10s} {horizon:3d} vs oracle: ROC AUC ratio "
+                             f"{parts['test']['roc_auc'] / parts['oracle_test']['roc_auc']:.3f}, Brier excess "
+                             f"{100 * (parts['test']['brier'] / parts['oracle_test']['brier'] - 1):+.1f}%")
         w = m["worst_group_ece"]
+        curve = m["curve"]
+        lines.append(f"{'':10s} curve: {curve['decreasing_occasions']} test occasions decreasing; a shorter head "
+                     "binds on " + ", ".join(f"{k[len('held_share_'):]} {v:.1%}" for k, v in curve.items()
+                                             if k.startswith("held_share_")))
         lines.append(f"{'':10s} worst group ECE {w['ece']:.4f} ({w['column']}={w['value']}, n={int(w['n'])}); "
                      f"explain {m['cost']['explain_ms_per_row_single']:.3f} ms/row single, "
                      f"{m['cost']['explain_ms_per_row_batch']:.4f} ms/row batch")
-        if "oracle_test" in m:
-            lines.append(f"{'':10s} vs oracle: ROC AUC ratio {m['test']['roc_auc'] / m['oracle_test']['roc_auc']:.3f}, "
-                         f"Brier excess {100 * (m['test']['brier'] / m['oracle_test']['brier'] - 1):+.1f}%")
         ranking = sorted(m["mean_abs_contribution"].items(), key=lambda kv: -kv[1])
         lines.append(f"{'':10s} mean |contribution|: " + ", ".join(f"{g} {v:.3f}" for g, v in ranking[:12]))
     if summary["registered_version"]:
-        lines.append(f"\nregistered bip-employment version {summary['registered_version']}"
-                     + (" and promoted it to champion" if summary["promoted"] else " (champion unchanged)"))
+        lines.append(f"\nregistered {get_settings().model_name} version {summary['registered_version']}")
+        if "promotion" in summary:
+            lines.append(summary["promotion"].describe())
     return "\n".join(lines)
