@@ -62,7 +62,7 @@ def native_models(body: dict, folder: Path) -> tuple[dict, Path, dict, Path]:
     as_of = max(m.measured_at for m in request.measurements)
     features = model.features(pd.DataFrame({"person_id": [request.person.person_id], "as_of": [pd.Timestamp(as_of)]}), tables)
     champion = folder / "champion_xgboost"
-    mlflow.xgboost.save_model(model.estimator.booster, champion)
+    mlflow.xgboost.save_model(model.head().estimator.booster, champion)  # the default (12-month) head
     rng = np.random.default_rng(0)
     X = rng.normal(size=(20_000, 50))
     y = (X[:, :5].sum(axis=1) + rng.normal(size=len(X)) > 0).astype(int)
