@@ -19,6 +19,7 @@ from features.sources import CitizenNotFound, CitizenSource, CitizenSourceUnavai
 from serving.citizen import score_citizen
 from serving.deps import AppSettings, Caseworker, CurrentModel, model_ref
 from serving.errors import InputProblems, problems_from_pydantic
+from serving.observability import record_score, window_observer
 from serving.schemas import ScoreRequest, ScoreResponse
 
 log = logging.getLogger("bip.serving")
@@ -74,12 +75,14 @@ def score_stored_citizen(request: Request, person_id: PersonId, source: Citizens
     """The stored citizen's score, interval and explanation: the same answer POST /v1/score gives
     for the same history."""
     request.state.person_ids = [person_id]
-    return JSONResponse({**score_from_source(source, current.model, person_id, caller.jobcenters, as_of),
-                         "model": model_ref(current)})
+    result = score_from_source(source, current.model, person_id, caller.jobcenters, as_of,
+                               observe=window_observer(request.app.state.monitor, current))
+    record_score(result["probability"])
+    return JSONResponse({**result, "model": model_ref(current)})
 
 
 def score_from_source(source: CitizenSource, model, person_id: str, jobcenters=None,
-                      as_of: date | None = None, today: date | None = None) -> dict:
+                      as_of: date | None = None, today: date | None = None, observe=None) -> dict:
     """Read one citizen from `source` (CitizenNotFound outside `jobcenters`) and score the history
     as POST /v1/score would; a stored history that breaks the contract raises InputProblems."""
     body = source.body(person_id, jobcenters=jobcenters)
@@ -88,4 +91,4 @@ def score_from_source(source: CitizenSource, model, person_id: str, jobcenters=N
         score_request = ScoreRequest.model_validate(body)
     except ValidationError as error:
         raise InputProblems(problems_from_pydantic(error.errors()))
-    return jsonable_encoder(score_citizen(model, score_request, today or date.today()))
+    return jsonable_encoder(score_citizen(model, score_request, today or date.today(), observe=observe))
