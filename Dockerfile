@@ -22,6 +22,7 @@ COPY training ./training
 COPY serving ./serving
 COPY evaluation ./evaluation
 COPY simulation ./simulation
+COPY monitoring ./monitoring
 RUN pip install --no-deps . \
     && useradd --create-home --uid 10001 bip \
     && mkdir -p /app/var /app/mlartifacts && chown bip /app/var /app/mlartifacts

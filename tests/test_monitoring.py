@@ -160,13 +160,14 @@ def test_bip_monitor_writes_report_and_logs_to_mlflow(serving_store, fresh_cohor
 # --- the service
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory, serving_store):
+def service(tmp_path_factory, serving_store, small_cohort_dir):
     from serving.main import create_app
     from serving.keys import add_key
     folder = tmp_path_factory.mktemp("monitored")
     settings = Settings(keys_file=folder / "keys.json", audit_log=folder / "audit.jsonl",
                         audit_salt_file=folder / "salt", jobs_dir=folder / "jobs", reload_interval_s=0,
-                        monitoring_db=folder / "monitoring.sqlite", monitoring_flush_s=0, drift_min_count=5)
+                        monitoring_db=folder / "monitoring.sqlite", monitoring_flush_s=0, drift_min_count=5,
+                        citizen_source=str(small_cohort_dir))
     keys = {role: add_key(settings.keys_file, role)[1] for role in ("caseworker", "evaluator")}
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         yield client, keys
@@ -204,13 +205,14 @@ def test_metrics_ids_access_log_and_monitoring_route(service, small_tables):
         bad = citizen_body(small_tables, people[0])
         bad["measurements"][0]["values"][next(iter(bad["measurements"][0]["values"]))] = 99
         assert client.post("/v1/score", json=bad, headers=caseworker).status_code == 422
-        assert client.get(f"/v1/demo/citizens/{people[0]}", headers=caseworker).status_code in (200, 404)
+        stored = client.get(f"/v1/citizens/{people[0]}/score", headers=caseworker)  # an id in the path
+        assert stored.status_code == 200, stored.text
         assert client.post("/v1/score", json={}).status_code == 401  # answered before routing
     finally:
         logging.getLogger("bip").removeHandler(handler)
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     access = [line for line in lines if line.get("event") == "access"]
-    assert {"/v1/score", "/health", "/v1/demo/citizens/{person_id}"} <= {line["route"] for line in access}
+    assert {"/v1/score", "/health", "/v1/citizens/{person_id}/score"} <= {line["route"] for line in access}
     assert all(people[0] not in json.dumps(line) for line in lines)  # no raw ids, never a raw path
     assert any(line["request_id"] == "trace-0123456789abcdef" for line in access)
 
@@ -225,10 +227,10 @@ def test_metrics_ids_access_log_and_monitoring_route(service, small_tables):
     def added(name, **labels):
         return _sample(text, name, **labels) - _sample(before, name, **labels)
     assert added("bip_http_requests_total", route="/v1/score", status="200") == 6
-    assert added("bip_http_requests_total", route="/v1/demo/citizens/{person_id}") == 1
+    assert added("bip_http_requests_total", route="/v1/citizens/{person_id}/score", status="200") == 1
     assert added("bip_http_requests_total", route="/v1/score", status="401") == 1
     assert added("bip_http_request_duration_seconds_count", route="/v1/score") == 8  # 6 + 422 + 401
-    assert added("bip_scores_total") == 6
+    assert added("bip_scores_total") == 7
     assert added("bip_input_problems_total", kind="indicator_rating") == 1
     assert added("bip_jobs_total", state="queued") == 1
     assert _sample(text, "bip_model_info", version="1") == 1
@@ -236,11 +238,11 @@ def test_metrics_ids_access_log_and_monitoring_route(service, small_tables):
 
     assert client.get("/v1/monitoring", headers=caseworker).status_code == 403
     report = client.get("/v1/monitoring", headers=evaluator).json()
-    assert report["available"] and report["model"]["version"] == "1" and report["n"] == 6
+    assert report["available"] and report["model"]["version"] == "1" and report["n"] == 7
     assert set(report["indicators"]) == set(small_tables["measurements"].columns[4:])
     assert report["thresholds"] == {"psi_watch": 0.1, "psi_act": 0.25, "p_value": 0.01, "min_count": 5}
     assert 0.5 < report["estimated_performance"]["roc_auc"] <= 1
-    assert _sample(client.get("/metrics").text, "bip_estimated_performance", metric="n") == 6
+    assert _sample(client.get("/metrics").text, "bip_estimated_performance", metric="n") == 7
 
 
 def _free_port() -> int:
