@@ -146,3 +146,11 @@ def postgres():
             server.kill()
             server.wait()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _serving_store_before_any_monkeypatch(serving_store):
+    """The store is made before any test patches MLFLOW_TRACKING_URI: made lazily inside such a test,
+    it would remember the patched value as the one to restore, and the patch's undo would point every
+    later test at the wrong store."""
+    return serving_store
