@@ -6,7 +6,7 @@
 
 Each run happens in a fresh child process, so the peak resident memory reported is that run's
 alone (getrusage of the children). The baseline is DoubleML's IRM with the same learners
-(histogram boosting with early stopping), the same 5 folds and person clusters, on the same
+(the same boosted trees; DoubleML takes one propensity learner), the same 5 folds and person clusters, on the same
 occasion table, one kind after another, as its own users would run it
 (requirements-compare.lock installs it). Figures from this shared 2-core machine are noisy:
 compare the ratio printed in one run, not absolutes across runs.
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 
-def _child(mode: str, data: str, out: str) -> None:
+def _child(mode: str, data: str, out: str, kind: str) -> None:
     """Runs in the child process: one evaluation, its figures as one JSON line on stdout."""
     from bip.config import get_settings
     from evaluation.estimate import write_outputs
@@ -35,7 +35,7 @@ def _child(mode: str, data: str, out: str) -> None:
     read_s = time.perf_counter() - start
     schema = load_schema()
     if mode == "ours":
-        result = evaluate(tables, kind="all", schema=schema,
+        result = evaluate(tables, kind=kind, schema=schema,
                           progress=lambda f, m: print(f"  [{100 * f:3.0f}%] {m} ({time.perf_counter() - start:.0f} s)",
                                                       file=sys.stderr, flush=True))
         write_outputs(result, out)
@@ -53,23 +53,27 @@ def _child(mode: str, data: str, out: str) -> None:
 
         from evaluation.aipw import boosted
         from evaluation.bip_mode import build_occasion_table, covariate_names
+        from evaluation.estimate import encode_covariates
         from features.contract import ACTIVITY_KINDS
         settings = get_settings()
         built = time.perf_counter()
-        table = build_occasion_table(tables, schema, list(ACTIVITY_KINDS), progression=False)
-        names = covariate_names(schema)
+        kinds = list(ACTIVITY_KINDS) if kind == "all" else [kind]
+        table = build_occasion_table(tables, schema, kinds, progression=False)
+        X, _ = encode_covariates(table, covariate_names(schema))   # the same matrix as ours
+        X = X.astype(np.float32)
         figures = {"occasions": len(table), "occasions_and_features_s": time.perf_counter() - built, "kinds": {}}
         with threadpool_limits(settings.evaluation_threads):
-            for kind in ACTIVITY_KINDS:
+            for kind in kinds:
                 kind_start = time.perf_counter()
-                rows = table[table[f"eligible__{kind}"]]
-                frame = pd.DataFrame(rows[names].to_numpy(np.float32), columns=[f"x{i}" for i in range(len(names))])
+                eligible = table[f"eligible__{kind}"].to_numpy()
+                rows = table[eligible]
+                frame = pd.DataFrame(X[eligible], columns=[f"x{i}" for i in range(X.shape[1])])
                 frame["y"] = rows["job_12m"].to_numpy(float)
                 frame["d"] = rows[f"treated__{kind}"].to_numpy(int)
                 frame["person"] = pd.factorize(rows["person_id"])[0]
                 data_ = doubleml.DoubleMLData(frame, "y", "d", x_cols=[c for c in frame if c.startswith("x")],
                                               cluster_cols="person")
-                irm = doubleml.DoubleMLIRM(data_, ml_g=boosted(True, 0), ml_m=boosted(True, 0), n_folds=5,
+                irm = doubleml.DoubleMLIRM(data_, ml_g=boosted(True, 0), ml_m=boosted(True, 0), n_folds=settings.evaluation_folds,
                                            score="ATTE", trimming_threshold=0.001)
                 irm.fit()
                 low, high = irm.confint().iloc[0]
@@ -80,10 +84,10 @@ def _child(mode: str, data: str, out: str) -> None:
     print(json.dumps(figures))
 
 
-def _run(mode: str, data: Path, out: Path) -> dict:
+def _run(mode: str, data: Path, out: Path, kind: str) -> dict:
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     done = subprocess.run([sys.executable, "-m", "bench.evaluation", "--child", mode, "--data", str(data),
-                           "--out", str(out)], stdout=subprocess.PIPE, text=True, check=True)
+                           "--out", str(out), "--kind", kind], stdout=subprocess.PIPE, text=True, check=True)
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     # ru_maxrss of the children is the largest single child so far: exact for the first run,
@@ -97,12 +101,13 @@ def main() -> None:
     parser.add_argument("--persons", type=int, default=4000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--data", type=Path, help="use these tables instead of simulating")
+    parser.add_argument("--kind", default="all", help="'all' or one kind")
     parser.add_argument("--doubleml", action="store_true", help="also run DoubleML's IRM as the baseline")
     parser.add_argument("--child", choices=["ours", "doubleml"], help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=Path("var/bench_evaluation"))
     args = parser.parse_args()
     if args.child:
-        _child(args.child, str(args.data), str(args.out))
+        _child(args.child, str(args.data), str(args.out), args.kind)
         return
     data = args.data or Path(f"data/bench_evaluation_{args.persons}_{args.seed}")
     if not (data / "persons.parquet").exists():
@@ -110,11 +115,11 @@ def main() -> None:
         subprocess.run([str(Path(sys.executable).parent / "bip"), "simulate", "--persons", str(args.persons), "--seed",
                         str(args.seed), "--no-truth", "--out", str(data)], check=True, stdout=subprocess.DEVNULL)
         print(f"simulated {args.persons:,} persons in {time.perf_counter() - started:.0f} s -> {data}")
-    ours = _run("ours", data, args.out)
-    print(f"all kinds, {ours['persons']:,} persons, {ours['occasions']:,} occasions: {ours['seconds']:.0f} s "
+    ours = _run("ours", data, args.out, args.kind)
+    print(f"{args.kind}, {ours['persons']:,} persons, {ours['occasions']:,} occasions: {ours['seconds']:.0f} s "
           f"(reading {ours['read_s']:.0f} s, occasions and features once {ours['occasions_and_features_s']:.0f} s), "
           f"peak {ours['peak_gib']:.2f} GiB")
-    peer = _run("doubleml", data, args.out) if args.doubleml else None
+    peer = _run("doubleml", data, args.out, args.kind) if args.doubleml else None
     print(f"{'kind':20} {'ours':>28} {'s':>6}" + (f" {'DoubleML IRM':>28} {'s':>6}" if peer else ""))
     for kind, r in ours["kinds"].items():
         line = f"{kind:20} {_fmt(r):>28} {r['seconds'] or 0:6.0f}"

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-from sklearn.linear_model import Ridge
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -44,12 +44,19 @@ class Estimate:
 
 
 def boosted(binary: bool, seed: int):
-    """Histogram boosting with early stopping on a held-out share of the training rows: the number
-    of trees adapts to each nuisance (rare treatments and outcomes stop early, rich ones go on),
-    which is both cheaper and better tuned than a fixed count."""
+    """Histogram boosting of fixed size (200 trees of depth 3 at rate 0.05, leaves of >= 40 rows):
+    the configuration checked over 20 simulator seeds. (Early stopping on a held-out share was
+    tried and dropped: on the first two check seeds it pushed mentor and opkvalificering downwards.)"""
     kind = HistGradientBoostingClassifier if binary else HistGradientBoostingRegressor
-    return kind(max_depth=4, learning_rate=0.1, max_iter=400, min_samples_leaf=30, l2_regularization=1.0,
-                early_stopping=True, validation_fraction=0.15, n_iter_no_change=15, random_state=seed)
+    return kind(max_depth=3, learning_rate=0.05, max_iter=200, l2_regularization=1.0, min_samples_leaf=40,
+                early_stopping=False, random_state=seed)
+
+
+def _propensity(X_train, t_train, X_test, seed: int) -> np.ndarray:
+    """Boosted trees for flexibility, averaged with a logistic regression for stable tails."""
+    trees = boosted(True, seed).fit(X_train, t_train).predict_proba(X_test)[:, 1]
+    logistic = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000)).fit(X_train, t_train)
+    return 0.5 * (trees + logistic.predict_proba(X_test)[:, 1])
 
 
 def _predict(model, X, binary: bool) -> np.ndarray:
@@ -94,7 +101,7 @@ def cross_fit(X: np.ndarray, t: np.ndarray, y: np.ndarray | None, clusters: np.n
     for k in np.unique(fold):
         train, test = fold != k, fold == k
         if propensity is None:
-            e[test] = boosted(True, seed + k).fit(X[train], t[train]).predict_proba(X[test])[:, 1]
+            e[test] = _propensity(X[train], t[train], X[test], seed + k)
         if y is None:
             continue
         mu0[test] = _apply(_fit_arm(X, y, train & (t == 0), binary, seed + k), X[test], binary)
