@@ -257,7 +257,7 @@ from bip.config import Settings  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory, serving_store):
+def service(tmp_path_factory, serving_store, small_cohort_dir):
     """A service over the trained store; no job processes start (job_workers=0), so fuzzed
     submissions queue and then get 429."""
     from serving.keys import add_key
@@ -266,7 +266,7 @@ def service(tmp_path_factory, serving_store):
     settings = Settings(keys_file=folder / "keys.json", audit_log=folder / "audit.jsonl",
                         audit_salt_file=folder / "salt", jobs_dir=folder / "jobs", reload_interval_s=0,
                         job_workers=0, job_queue=2, failed_keys_per_address=10_000, failed_keys_per_key=10_000,
-                        demo_data=None)
+                        citizen_source=str(small_cohort_dir))
     keys = {role: add_key(settings.keys_file, role)[1] for role in ("caseworker", "evaluator", "admin")}
     app = create_app(settings)
     with TestClient(app, raise_server_exceptions=False) as client:
@@ -281,7 +281,7 @@ def _raw(client, key, text: str):
 @pytest.mark.parametrize("bad", ["NaN", "Infinity", "-Infinity", "1e309", "true", '"3"', "3.5"])
 def test_non_finite_and_non_integer_ratings_are_422(service, small_tables, bad):
     """Before: NaN, Infinity or 1e309 as a rating or birth year gave 500 (the echo was not JSON)."""
-    from serving.demo import citizen_body
+    from features.sources import citizen_body
     app, client, keys, _ = service
     person = small_tables["measurements"]["person_id"].iloc[0]
     body = json.dumps(citizen_body(small_tables, person))
@@ -298,7 +298,7 @@ def test_non_finite_and_non_integer_ratings_are_422(service, small_tables, bad):
 
 def test_lone_surrogate_is_422(service, small_tables):
     """Before: "\\ud800" in jobcenter gave 500."""
-    from serving.demo import citizen_body
+    from features.sources import citizen_body
     app, client, keys, _ = service
     body = citizen_body(small_tables, small_tables["persons"]["person_id"].iloc[0])
     body["person"]["jobcenter"] = "__S__"
@@ -307,7 +307,7 @@ def test_lone_surrogate_is_422(service, small_tables):
 
 
 def test_a_long_string_is_not_echoed(service, small_tables):
-    from serving.demo import citizen_body
+    from features.sources import citizen_body
     app, client, keys, _ = service
     body = citizen_body(small_tables, small_tables["persons"]["person_id"].iloc[0])
     body["person"]["jobcenter"] = "x" * 1_000_000

@@ -279,7 +279,7 @@ def test_cohort_errors_name_line_and_table_rows(client, keys, small_tables):
     measurements.loc[2, "job_search"] = 7
     files["measurements"] = ("measurements.csv", measurements.to_csv(index=False).encode())
     errors = _errors(client.post("/v1/cohorts/score", files=files, headers=h(keys, "evaluator")))
-    assert errors["measurements[2].job_search"]["value"] == 7
+    assert errors["measurements[4].job_search"]["value"] == 7  # file line 4: header = line 1
     assert _errors(client.post("/v1/cohorts/score", files={"persons": files["persons"]}, headers=h(keys, "evaluator")))["measurements"]
 
 
