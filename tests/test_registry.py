@@ -113,4 +113,4 @@ def test_cli_bad_input_ends_with_the_problem_not_a_traceback(tmp_path, small_tab
             table.loc[3, "job_search"] = 9
         table.to_parquet(bad / f"{name}.parquet")
     invalid = runner.invoke(app, ["score", "--data", str(bad), "--out", str(tmp_path / "s.parquet")])
-    assert invalid.exit_code == 2 and "measurements row 3, column 'job_search': value 9" in invalid.output
+    assert invalid.exit_code == 2 and "measurements.parquet row 4, column 'job_search': value 9" in invalid.output  # rows from 1
