@@ -286,7 +286,7 @@ ERROR_TEXT = {
     422: "bad input: every problem with its field, value and what is allowed",
     429: "too many failed API keys from this address or for this key, or the job queue is full (see Retry-After)",
     431: "request headers too large",
-    503: "no model loaded",
+    503: "no model loaded, or the citizen source cannot be read now",
 }
 
 
@@ -310,8 +310,8 @@ def _codes(route: APIRoute, operation: dict) -> set[int]:
         codes.add(404)
     if "multipart/form-data" in operation.get("requestBody", {}).get("content", {}):
         codes.add(400)
-    if _needs_model(route):
-        codes.add(503)
+    if _needs_model(route) or route.path.startswith(("/v1/citizens", "/v1/demo")):
+        codes.add(503)  # no model, or the citizen source cannot be read
     return codes
 
 

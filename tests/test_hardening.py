@@ -267,7 +267,7 @@ def service(tmp_path_factory, serving_store, small_cohort_dir):
     settings = Settings(keys_file=folder / "keys.json", audit_log=folder / "audit.jsonl",
                         audit_salt_file=folder / "salt", jobs_dir=folder / "jobs", reload_interval_s=0,
                         job_workers=0, job_queue=2, failed_keys_per_address=10_000, failed_keys_per_key=10_000,
-                        citizen_source=small_cohort_dir)
+                        citizen_source=str(small_cohort_dir))
     keys = {role: add_key(settings.keys_file, role)[1] for role in ("caseworker", "evaluator", "admin")}
     app = create_app(settings)
     with TestClient(app, raise_server_exceptions=False) as client:

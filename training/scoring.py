@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.tables import read_tables
+from features.tables import read_tables, write_csv
 from features.validation import validate_tables
 from models.batch import score_tables
 from models.store import CHAMPION_URI, configure_tracking, load_scoring_model, resolve_model_uri
@@ -23,7 +23,7 @@ def score_cohort(data: str | Path, out: str | Path, at: str = "latest", explain:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".csv":
-        frame.to_csv(out, index=False)
+        write_csv(frame, out)  # formula-safe, RFC 4180
     else:
         frame.to_parquet(out, index=False)
     return frame
