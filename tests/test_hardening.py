@@ -234,6 +234,9 @@ def test_train_marks_its_runs_failed_on_sigterm(tmp_path, monkeypatch):
     import mlflow
 
     from training.cli import Interrupted, runs_fail_on_interrupt
+    # mlflow.set_tracking_uri also rewrites MLFLOW_TRACKING_URI: keep both to put back
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", os.environ.get("MLFLOW_TRACKING_URI", previous[0]))
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
     experiment = mlflow.create_experiment("interrupted")  # not the experiment another test left active
     try:
@@ -247,7 +250,8 @@ def test_train_marks_its_runs_failed_on_sigterm(tmp_path, monkeypatch):
     finally:
         while mlflow.active_run():
             mlflow.end_run()
-        mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlruns/mlflow.db"))
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
 
 
 # --- the service: access, input, headers, docs
