@@ -48,6 +48,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/cohort_scoring.py
 	$(BIN)/python bench/training.py
+	$(BIN)/python bench/jobs_under_load.py
+	$(BIN)/python bench/observability.py
+	$(BIN)/python -m bench.evaluation
 
 clean:
 	rm -rf $(VENV) data mlruns/mlflow.db mlruns/artifacts
