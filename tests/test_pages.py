@@ -174,7 +174,7 @@ def _numbers_equal_the_api(browser, base, key, person, lang):
     assert float(interval.get_attribute("data-low")) == api["interval"]["low"]
     assert float(interval.get_attribute("data-high")) == api["interval"]["high"]
     assert f"{pct(api['interval']['low'], lang)} – {pct(api['interval']['high'], lang)}" in interval.text
-    base_rate = model["metrics"]["observed_rate"]
+    base_rate = model["base_rate"]  # the training examples' rate, which the page prefers to the test set's
     words = find(By.ID, "words").text
     shown = round(100 * api["probability"])
     assert (f"{shown} {'af' if lang == 'da' else 'in'} 100" if shown >= 1 else "1") in words

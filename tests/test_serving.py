@@ -61,6 +61,7 @@ def test_health_ready_model(client, keys):
     info = client.get("/v1/model", headers=h(keys, "caseworker")).json()
     assert info["name"] == "bip-employment" and info["alias"] == "champion" and info["trained_at"]
     assert len(info["indicator_schema"]["indicators"]) == 11 and "roc_auc" in info["metrics"]
+    assert 0 < info["base_rate"] < 0.5  # the training examples' rate, for the caseworker page's comparison
 
 
 def test_score_answers_with_an_exact_explanation(client, keys, body):

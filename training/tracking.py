@@ -102,7 +102,10 @@ def log_model_run(fitted, evaluation: dict, examples, context: dict, schema, ora
         fitted.model.metadata = {"run_id": run.info.run_id, "trained_at": context["trained_at"],
                                  "kind": fitted.kind, "horizon_months": context["horizon"],
                                  "horizons": list(context["horizons"]), "data": context["data"],
-                                 "test_metrics": evaluation["test"], "fingerprint": context["fingerprint"]}
+                                 "test_metrics": evaluation["test"], "fingerprint": context["fingerprint"],
+                                 # the training examples' rate at the default horizon: what a
+                                 # caseworker's "the average is 6 of 100" compares against
+                                 "base_rate": evaluation["validation"]["observed_rate"]}
         mlflow.set_tags(model_tags(fitted.model))
         example = pd.DataFrame(examples.X[:5], columns=fitted.model.spec.names)
         uri = log_scoring_model(fitted.model, example)

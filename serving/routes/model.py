@@ -13,10 +13,11 @@ router = APIRouter(tags=["model"])
 
 @router.get("/v1/model")
 async def model_info(caller: Reader, current: CurrentModel):
-    """The model answering: name, version, alias, when trained, its test metrics and the indicator schema."""
+    """The model answering: name, version, alias, when trained, the training examples' rate of job
+    or education within the default horizon (base_rate), its test metrics and the indicator schema."""
     meta = current.model.metadata
     return {**model_ref(current), "kind": current.model.kind, "horizon_months": current.model.horizon_months,
-            "trained_at": meta.get("trained_at"), "run_id": meta.get("run_id"),
+            "trained_at": meta.get("trained_at"), "run_id": meta.get("run_id"), "base_rate": meta.get("base_rate"),
             "metrics": meta.get("test_metrics", {}), "indicator_schema": current.model.schema.to_dict()}
 
 
