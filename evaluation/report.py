@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from features.schema import load_schema  # noqa: E402
-from serving.texts import labels  # noqa: E402  (kind and indicator names in both languages)
+from features.names import labels  # noqa: E402  (kind and indicator names in both languages)
 
 KNOWN_LIMITS = Path(__file__).with_name("known_limits.json")
 esc = html.escape
