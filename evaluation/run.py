@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +73,7 @@ def evaluate(tables: dict[str, pd.DataFrame] | None = None, *, cohort: pd.DataFr
         raise EvaluationInputError("estimand", estimand, "ATT or ATE")
     if design not in DESIGNS:
         raise EvaluationInputError("design", design, f"one of {list(DESIGNS)}")
-    with threadpool_limits(settings.evaluation_threads):
+    with threadpool_limits(settings.evaluation_threads), _folds_on_cluster(settings.dask_address):
         if cohort is not None:
             result = _evaluate_generic(cohort, treatment, outcome, covariates, subgroups, design, estimand, seed,
                                        settings, progress)
@@ -86,6 +87,23 @@ def evaluate(tables: dict[str, pd.DataFrame] | None = None, *, cohort: pd.DataFr
             raise EvaluationInputError("cohort", None, "a cohort table (generic mode) or the four tables (BIP mode)")
     progress(1.0, "done")
     return result
+
+
+@contextmanager
+def _folds_on_cluster(address: str | None):
+    """With a Dask scheduler address, every cross-fit's folds run as parallel tasks there."""
+    if not address:
+        yield
+        return
+    from distributed import Client
+
+    from evaluation.aipw import FOLD_MAP, dask_fold_map
+    with Client(address) as client:
+        token = FOLD_MAP.set(dask_fold_map(client))
+        try:
+            yield
+        finally:
+            FOLD_MAP.reset(token)
 
 
 def _evaluate_generic(cohort, treatment, outcome, covariates, subgroups, design, estimand, seed, settings,
@@ -186,19 +204,27 @@ def _progression_effects(cohort, X, t, clusters, nuisances: Nuisances, estimand,
     with a follow-up measurement, reusing the kind's cross-fitted propensity. People who leave
     the series for a job have no follow-up, so these describe those still measured."""
     out = {}
-    for column in [c for c in cohort.columns if c.startswith("change_")]:
-        observed = cohort[column].notna().to_numpy()
+    columns = [c for c in cohort.columns if c.startswith("change_")]
+    observed_all = cohort[columns].notna().to_numpy()
+    # the outcomes of one follow-up are observed on the same occasions: one ridge fit serves them all
+    masks: dict[bytes, list[int]] = {}
+    for j in range(len(columns)):
+        masks.setdefault(np.packbits(observed_all[:, j]).tobytes(), []).append(j)
+    for group in masks.values():
+        observed = observed_all[:, group[0]]
         if t[observed].sum() < settings.min_arm or (1 - t[observed]).sum() < settings.min_arm:
             continue
-        y = cohort.loc[observed, column].to_numpy(dtype=float)
-        mu0, mu1 = cross_fit_linear_outcome(X[observed], t[observed], y, clusters[observed], seed,
+        Y = cohort[[columns[j] for j in group]].to_numpy(dtype=float)[observed]
+        mu0, mu1 = cross_fit_linear_outcome(X[observed], t[observed], Y, clusters[observed], seed,
                                             settings.evaluation_folds)
-        part = Nuisances(nuisances.propensity[observed], mu0, mu1, nuisances.kept[observed])
-        est = aipw(y, t[observed], part, clusters[observed], estimand)
-        naive = float(y[t[observed] == 1].mean() - y[t[observed] == 0].mean())
-        out[column] = {"estimate": est.estimate, "ci_low": est.ci[0], "ci_high": est.ci[1],
-                       "naive": naive, "n_treated": est.n_treated, "n_control": est.n_control}
-    return out
+        for i, j in enumerate(group):
+            y = Y[:, i]
+            part = Nuisances(nuisances.propensity[observed], mu0[:, i], mu1[:, i], nuisances.kept[observed])
+            est = aipw(y, t[observed], part, clusters[observed], estimand)
+            naive = float(y[t[observed] == 1].mean() - y[t[observed] == 0].mean())
+            out[columns[j]] = {"estimate": est.estimate, "ci_low": est.ci[0], "ci_high": est.ci[1],
+                               "naive": naive, "n_treated": est.n_treated, "n_control": est.n_control}
+    return dict(sorted(out.items(), key=lambda item: columns.index(item[0])))
 
 
 def band_effects(results: dict, horizon: int, by_score: bool) -> dict:

@@ -71,6 +71,28 @@ def read_table_file(path: Path, name: str, file_format: dict | None = None) -> p
         raise InputProblems(table_problems(error.problems))
 
 
+def cohort_columns(path: Path) -> list[str]:
+    """A generic cohort's column names from the Parquet schema or the CSV header line alone, so
+    that a request naming a missing column is refused before it becomes a job."""
+    try:
+        if is_parquet(path):
+            return list(pq.read_schema(path).names)
+        return [str(c) for c in pd.read_csv(path, nrows=0).columns]
+    except Exception as error:  # unreadable header: name the file, never a 500
+        raise InputProblems([{"field": "cohort", "value": path.name,
+                              "allowed": f"a readable UTF-8 CSV or Parquet file ({error.__class__.__name__})"}])
+
+
+def check_cohort_columns(path: Path, named: dict[str, list[str]]) -> None:
+    """Every column named in a form field (treatment, outcome, covariates, subgroups) exists in the
+    cohort; otherwise 422 naming the field, the value and the columns there are."""
+    columns = cohort_columns(path)
+    problems = [{"field": field, "value": name, "allowed": f"a column of the cohort: {columns[:30]}"}
+                for field, names in named.items() for name in names if name not in columns]
+    if problems:
+        raise InputProblems(problems)
+
+
 def declared_format(sep: str | None, encoding: str | None, date_format: str | None) -> dict:
     """The form fields sep, encoding and date_format checked (422 naming the field) and kept as a dict."""
     from features.tables import FileFormat

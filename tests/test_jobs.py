@@ -198,7 +198,14 @@ def test_evaluations_are_jobs_generic_and_bip_mode(service, small_cohort_dir):
     result = client.get(status["result_url"], headers=keys["evaluator"]).json()
     assert {"estimate", "ci_low", "ci_high", "diagnostics"} <= set(result)
     assert client.post("/v1/evaluations", files=files, data=data, headers=keys["caseworker"]).status_code == 403
-    bad = client.post("/v1/evaluations", files=files, data={**data, "outcome": "salary"}, headers=keys["evaluator"])
+    # a column the cohort lacks is refused at submit (422 naming field and value), not as a failed job
+    bad = client.post("/v1/evaluations", files=files, data={**data, "outcome": "salary", "subgroups": "region,shoe"},
+                      headers=keys["evaluator"])
+    assert bad.status_code == 422, bad.text
+    assert {(e["field"], e["value"]) for e in bad.json()["errors"]} == {("outcome", "salary"), ("subgroups", "shoe")}
+    assert "treated" in bad.json()["errors"][0]["allowed"]
+    # what only the estimation can tell (the outcome a copy of the treatment) fails the job, naming the field
+    bad = client.post("/v1/evaluations", files=files, data={**data, "outcome": "treated"}, headers=keys["evaluator"])
     status = wait_for(client, bad.json()["status_url"], keys["evaluator"])
     assert status["state"] == "failed" and status["errors"][0]["field"] == "outcome"
     tables = {name: (f"{name}.parquet", (small_cohort_dir / f"{name}.parquet").read_bytes())

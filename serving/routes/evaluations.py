@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from serving.deps import AppSettings, Evaluator, Holder, Jobs, Reader
 from serving.errors import InputProblems
 from serving.routes.jobs import staging_dir, submit_job
-from serving.uploads import check_tables, declared_format, save_uploads
+from serving.uploads import check_cohort_columns, check_tables, declared_format, save_uploads
 
 router = APIRouter(tags=["evaluations"])
 
@@ -62,10 +62,13 @@ async def evaluations(
                                       "treatment and outcome; BIP mode: the four tables with kind"}])
             staged = await run_in_threadpool(save_uploads, {"cohort": cohort}, staged_dir)
             await run_in_threadpool(check_tables, staged, ("cohort",), settings)
+            named = {"treatment": [treatment], "outcome": [outcome],
+                     "covariates": [c.strip() for c in covariates.split(",")] if covariates else [],
+                     "subgroups": [c.strip() for c in subgroups.split(",")] if subgroups else []}
+            await run_in_threadpool(check_cohort_columns, staged["cohort"], named)
             params = {"mode": "generic", "treatment": treatment, "outcome": outcome, "estimand": estimand, "seed": seed,
-                      "design": design,
-                      "covariates": covariates.split(",") if covariates else None,
-                      "subgroups": subgroups.split(",") if subgroups else None}
+                      "design": design, "covariates": named["covariates"] or None,
+                      "subgroups": named["subgroups"] or None}
         return await submit_job(jobs, caller, "evaluation", {**params, "format": format, "language": language}, staged)
     finally:
         shutil.rmtree(staged_dir, ignore_errors=True)
