@@ -97,7 +97,10 @@ def check_command(
     first_seed: int = typer.Option(100, help="The first seed."),
     persons: int = typer.Option(4000, min=200, help="Persons per simulated cohort."),
     out: Path = typer.Option(Path("data/evaluation_check.csv"), help="Per-seed rows."),
+    workers: int = typer.Option(1, min=1, max=64, help="Seeds run at once, each in its own process."),
+    limits: Path = typer.Option(None, help="Write the per-kind coverage here as known limits for the report "
+                                "(evaluation/known_limits.json)."),
 ) -> None:
     """Coverage and bias of the BIP-mode estimates against the simulator's true effects."""
     from evaluation.check import check_command as run
-    run(seeds, first_seed, persons, str(out))
+    run(seeds, first_seed, persons, str(out), workers, str(limits) if limits else None)

@@ -175,3 +175,19 @@ def test_bip_mode_builds_an_as_of_start_cohort_and_estimates(small_tables, small
     assert abs(result["estimate"] - truth["true_att_12m"]) < 4 * result["se"] + 0.02
     assert {s["group"] for s in result["subgroups"]} == {"jobcenter", "age_band", "readiness_band"}
     assert any(k.startswith("change_caseworker_belief_3m") for k in result["progression"])
+
+
+def test_truth_check_rows_and_known_limits_for_the_report(tmp_path):
+    """`bip evaluate-check` on one small seed: one row per kind with its truth, and the known
+    limits it writes are what the report turns into a warning."""
+    from evaluation.check import check_command
+    out, limits = tmp_path / "check.csv", tmp_path / "limits.json"
+    check_command(seeds=1, first_seed=3, persons=600, out=str(out), limits=str(limits))
+    rows = pd.read_csv(out)
+    assert set(rows["kind"]) <= {"virksomhedspraktik", "loentilskud", "mentor", "opkvalificering", "sundhed_social"}
+    assert len(rows) >= 3 and (rows["ci_low"] <= rows["estimate"]).all() and (rows["estimate"] <= rows["ci_high"]).all()
+    assert (rows["covered"] == ((rows["ci_low"] <= rows["truth"]) & (rows["truth"] <= rows["ci_high"]))).all()
+    written = json.loads(limits.read_text())
+    for kind, group in rows.groupby("kind"):
+        assert written[kind]["coverage"] == round(float(group["covered"].mean()), 3)
+        assert written[kind]["seeds"] == 1 and f"{int(group['covered'].sum())} af 1" in written[kind]["note_da"]
