@@ -20,22 +20,29 @@ from features.schema import load_schema
 
 
 def run_check(seeds: list[int], persons: int = 4000, kinds: list[str] | None = None, log=print,
-              out: str | None = None) -> pd.DataFrame:
+              out: str | None = None, progress=None) -> pd.DataFrame:
     """Simulate each seed, evaluate every kind from one build of the occasions, compare with the
     truth. With `out`, the rows so far are written after every seed (a long check can be read
-    while it runs)."""
+    while it runs). `progress(fraction, message)` per seed and stage."""
     from evaluation.run import compare_with_truth, evaluate
     from features.tables import read_tables
     from simulation.simulate import simulate
     schema = load_schema()
+    progress = progress or (lambda fraction, message: None)
     rows = []
-    for seed in seeds:
+    for i, seed in enumerate(seeds):
         start = time.time()
+
+        def stage(begin, end, what, i=i, seed=seed):  # a seed takes 1/len(seeds): simulating ~40%, evaluating ~60%
+            return lambda f, message: progress((i + begin + (end - begin) * f) / len(seeds),
+                                               f"seed {seed} ({i + 1}/{len(seeds)}) {what}: {message}")
         with tempfile.TemporaryDirectory() as folder:
-            simulate(persons=persons, seed=seed, out=folder, schema=schema, paths=2, effect_paths=100)
+            simulate(persons=persons, seed=seed, out=folder, schema=schema, paths=2, effect_paths=100,
+                     progress=stage(0.0, 0.4, "simulating"))
             tables = read_tables(folder)
             kind = kinds[0] if kinds and len(kinds) == 1 else "all"
-            evaluation = evaluate(tables, kind=kind, seed=seed, schema=schema, progression=False)
+            evaluation = evaluate(tables, kind=kind, seed=seed, schema=schema, progression=False,
+                                  progress=stage(0.4, 1.0, "evaluating"))
             for name, result in evaluation["kinds"].items():
                 if kinds and name not in kinds:
                     continue
@@ -69,9 +76,12 @@ def summarise(frame: pd.DataFrame) -> pd.DataFrame:
         treated=("n_treated", "mean"))
 
 
-def check_command(seeds: int = 20, first_seed: int = 100, persons: int = 4000, out: str = "data/evaluation_check.csv"):
+def check_command(seeds: int = 20, first_seed: int = 100, persons: int = 4000, out: str = "data/evaluation_check.csv",
+                  quiet: bool = False):
+    from bip.progress import progress_bar
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    frame = run_check(list(range(first_seed, first_seed + seeds)), persons, out=out)
+    with progress_bar(quiet) as progress:
+        frame = run_check(list(range(first_seed, first_seed + seeds)), persons, out=out, progress=progress)
     frame.to_csv(out, index=False)
     table = summarise(frame)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4f}".format):
