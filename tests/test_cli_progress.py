@@ -64,8 +64,10 @@ def test_quiet_writes_nothing_to_stderr(normal_run):
                     "--out", str(folder / "ev"), "--quiet", env=env)
     assert evaluated.returncode == 0 and evaluated.stderr == "", evaluated.stderr
     assert "wrote " in evaluated.stdout
-    missing = bip("score", "--data", str(folder / "nothing"), "--out", str(folder / "x.parquet"), "-q", env=env)
-    assert missing.returncode == 2 and missing.stderr.startswith("error: ")  # errors still print
+    (folder / "taken").mkdir()
+    (folder / "taken" / "notes.txt").write_text("not the simulator's")
+    refused = bip("simulate", "--persons", "300", "--out", str(folder / "taken"), "-q", env=env)
+    assert refused.returncode == 2 and refused.stderr.startswith("error: ")  # errors still print
 
 
 def test_a_terminal_gets_a_progress_bar_and_stdout_stays_clean(normal_run):
