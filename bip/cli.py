@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 from typing import Optional
 
 import typer
@@ -77,6 +78,38 @@ app.command("evaluate-check")(check_command)
 app.command("monitor")(friendly(monitor_command))
 
 
+# Libraries' own chatter on a normal run, dropped by logger, level and the start of the message
+# (anything else from these loggers, and every warning, still shows). A new line on stderr after
+# an upgrade: add it here only when it is the library's noise, not something to fix in our code.
+LIBRARY_NOISE = {
+    "mlflow.store.db.utils": [(logging.INFO, "Creating initial MLflow database tables"),
+                              (logging.INFO, "Updating database tables")],
+    # we log the model as a Python object (cloudpickle) on purpose: the registry holds the whole
+    # ScoringModel; models-from-code would need a loader module and a new artifact layout
+    "mlflow.pyfunc": [(logging.INFO, "Validating input example against model signature"),
+                      (logging.WARNING, "Passing a Python object as `python_model` causes it to be serialized")],
+}
+
+
+class _DropLibraryNoise(logging.Filter):
+    def __init__(self, known: list[tuple[int, str]]):
+        super().__init__()
+        self.known = known
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(record.levelno == level and message.startswith(start) for level, start in self.known)
+
+
+def quiet_library_noise() -> None:
+    """Install the LIBRARY_NOISE filters once (the commands call this before any work)."""
+    for name, known in LIBRARY_NOISE.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropLibraryNoise) for f in logger.filters):
+            logger.addFilter(_DropLibraryNoise(known))
+
+
 @app.callback()
 def main() -> None:
     """bip-score: explainable employment-likelihood scores from BIP measurements."""
+    quiet_library_noise()

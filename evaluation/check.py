@@ -21,42 +21,53 @@ from features.schema import load_schema
 
 
 def run_check(seeds: list[int], persons: int = 4000, kinds: list[str] | None = None, log=print,
-              out: str | None = None, workers: int = 1) -> pd.DataFrame:
+              out: str | None = None, workers: int = 1, progress=None) -> pd.DataFrame:
     """Simulate each seed, evaluate every kind from one build of the occasions, compare with the
     truth. With `out`, the rows so far are written after every seed (a long check can be read
-    while it runs). `workers` > 1 runs that many seeds at once, each in its own process."""
+    while it runs). `workers` > 1 runs that many seeds at once, each in its own process (progress
+    then per finished seed); otherwise `progress(fraction, message)` per seed and stage."""
+    progress = progress or (lambda fraction, message: None)
     rows = []
+
+    def record(seed, seed_rows, seconds, done):
+        rows.extend(seed_rows)
+        log(f"seed {seed}: {seconds:.0f} s")
+        progress(done / len(seeds), f"seed {seed} done ({done}/{len(seeds)})")
+        if out:
+            pd.DataFrame(rows).to_csv(out, index=False)
+
     if workers > 1:
         from concurrent.futures import ProcessPoolExecutor
         with ProcessPoolExecutor(workers) as pool:
-            for seed_rows, seconds in pool.map(_check_seed, seeds, [persons] * len(seeds), [kinds] * len(seeds)):
-                rows += seed_rows
-                log(f"seed {seed_rows[0]['seed'] if seed_rows else '?'}: {seconds:.0f} s")
-                if out:
-                    pd.DataFrame(rows).to_csv(out, index=False)
+            results = pool.map(_check_seed, seeds, [persons] * len(seeds), [kinds] * len(seeds))
+            for i, (seed, (seed_rows, seconds)) in enumerate(zip(seeds, results)):
+                record(seed, seed_rows, seconds, i + 1)
         return pd.DataFrame(rows)
-    for seed in seeds:
-        seed_rows, seconds = _check_seed(seed, persons, kinds)
-        rows += seed_rows
-        log(f"seed {seed}: {seconds:.0f} s")
-        if out:
-            pd.DataFrame(rows).to_csv(out, index=False)
+    for i, seed in enumerate(seeds):
+        def stage(begin, end, what, i=i, seed=seed):  # a seed takes 1/len(seeds): simulating ~40%, evaluating ~60%
+            return lambda f, message: progress((i + begin + (end - begin) * f) / len(seeds),
+                                               f"seed {seed} ({i + 1}/{len(seeds)}) {what}: {message}")
+        seed_rows, seconds = _check_seed(seed, persons, kinds, stage)
+        record(seed, seed_rows, seconds, i + 1)
     return pd.DataFrame(rows)
 
 
-def _check_seed(seed: int, persons: int, kinds: list[str] | None) -> tuple[list[dict], float]:
+def _check_seed(seed: int, persons: int, kinds: list[str] | None, stage=None) -> tuple[list[dict], float]:
     """One seed of the check: its rows (one per kind with a truth) and its seconds."""
     from evaluation.run import compare_with_truth, evaluate
     from features.tables import read_tables
     from simulation.simulate import simulate
+    stage = stage or (lambda begin, end, what: None)
     schema = load_schema()
     rows = []
     start = time.time()
     with tempfile.TemporaryDirectory() as folder:
-        simulate(persons=persons, seed=seed, out=folder, schema=schema, paths=2, effect_paths=100)
+        simulate(persons=persons, seed=seed, out=folder, schema=schema, paths=2, effect_paths=100,
+                 progress=stage(0.0, 0.4, "simulating"))
         tables = read_tables(folder)
         kind = kinds[0] if kinds and len(kinds) == 1 else "all"
-        evaluation = evaluate(tables, kind=kind, seed=seed, schema=schema, progression=False)
+        evaluation = evaluate(tables, kind=kind, seed=seed, schema=schema, progression=False,
+                              progress=stage(0.4, 1.0, "evaluating"))
         for name, result in evaluation["kinds"].items():
             if kinds and name not in kinds:
                 continue
@@ -108,9 +119,12 @@ def known_limits(frame: pd.DataFrame, persons: int) -> dict:
 
 
 def check_command(seeds: int = 20, first_seed: int = 100, persons: int = 4000, out: str = "data/evaluation_check.csv",
-                  workers: int = 1, limits: str | None = None):
+                  workers: int = 1, limits: str | None = None, quiet: bool = False):
+    from bip.progress import progress_bar
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    frame = run_check(list(range(first_seed, first_seed + seeds)), persons, out=out, workers=workers)
+    with progress_bar(quiet) as progress:
+        frame = run_check(list(range(first_seed, first_seed + seeds)), persons, out=out, workers=workers,
+                          progress=progress)
     frame.to_csv(out, index=False)
     table = summarise(frame)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4f}".format):

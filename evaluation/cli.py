@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from bip.progress import QUIET, progress_bar
+
 
 def evaluate_command(
     out: Path = typer.Option(..., help="Output folder for evaluation.json, report.html (and band_effects.json)."),
@@ -26,6 +28,7 @@ def evaluate_command(
     language: str = typer.Option("da", help="The report's first language: da or en (it has a switch)."),
     log: bool = typer.Option(True, help="Log the evaluation as an MLflow run."),
     publish: bool = typer.Option(False, help="BIP mode: mark this evaluation as the published one."),
+    quiet: bool = QUIET,
 ) -> None:
     """Estimate intervention effects: generic (--cohort) or BIP mode (--data, every kind by default)."""
     from evaluation.estimate import EvaluationInputError, read_cohort, write_outputs
@@ -35,14 +38,17 @@ def evaluate_command(
             raise EvaluationInputError("language", language, "da or en")
         if data is not None:
             from features.tables import load_and_validate
-            tables, schema = load_and_validate(data)
-            scoring_model = None
-            if model:
-                from models.store import configure_tracking, load_scoring_model
-                configure_tracking()
-                scoring_model = load_scoring_model(model)
-            result = evaluate(tables, kind=kind, horizon=horizon, estimand=estimand, seed=seed, model=scoring_model,
-                              schema=schema, progress=lambda f, m: typer.echo(f"[{100 * f:3.0f}%] {m}", err=True))
+            with progress_bar(quiet) as progress:
+                progress(0.0, f"reading {data}")
+                tables, schema = load_and_validate(data)
+                scoring_model = None
+                if model:
+                    from models.store import configure_tracking, load_scoring_model
+                    progress(0.0, f"loading {model}")
+                    configure_tracking()
+                    scoring_model = load_scoring_model(model)
+                result = evaluate(tables, kind=kind, horizon=horizon, estimand=estimand, seed=seed,
+                                  model=scoring_model, schema=schema, progress=progress)
             for r in result["kinds"].values():
                 truth = compare_with_truth(r, Path(data) / "truth.json", horizon)
                 if truth:
@@ -52,10 +58,11 @@ def evaluate_command(
                 raise EvaluationInputError("cohort", None, "--cohort, --treatment and --outcome (or --data)")
             if publish:
                 raise EvaluationInputError("publish", True, "BIP mode only (effects by readiness band)")
-            result = evaluate(cohort=read_cohort(cohort), treatment=treatment, outcome=outcome,
-                              covariates=covariates.split(",") if covariates else None,
-                              subgroups=subgroups.split(",") if subgroups else None, design=design,
-                              estimand=estimand, seed=seed)
+            with progress_bar(quiet) as progress:
+                result = evaluate(cohort=read_cohort(cohort), treatment=treatment, outcome=outcome,
+                                  covariates=covariates.split(",") if covariates else None,
+                                  subgroups=subgroups.split(",") if subgroups else None, design=design,
+                                  estimand=estimand, seed=seed, progress=progress)
     except EvaluationInputError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2)
@@ -100,7 +107,8 @@ def check_command(
     workers: int = typer.Option(1, min=1, max=64, help="Seeds run at once, each in its own process."),
     limits: Path = typer.Option(None, help="Write the per-kind coverage here as known limits for the report "
                                 "(evaluation/known_limits.json)."),
+    quiet: bool = QUIET,
 ) -> None:
     """Coverage and bias of the BIP-mode estimates against the simulator's true effects."""
     from evaluation.check import check_command as run
-    run(seeds, first_seed, persons, str(out), workers, str(limits) if limits else None)
+    run(seeds, first_seed, persons, str(out), workers, str(limits) if limits else None, quiet=quiet)

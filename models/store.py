@@ -144,8 +144,19 @@ def model_tags(model: ScoringModel) -> dict[str, str]:
 
 
 def register(model: ScoringModel, model_uri: str, run_id: str, test_log_loss: float) -> str:
-    """A new version of the registered model, tagged with kind, run, horizons, schema and data."""
-    version = str(mlflow.register_model(model_uri, MODEL_NAME).version)
+    """A new version of the registered model, tagged with kind, run, horizons, schema and data.
+    (Through MlflowClient as mlflow.register_model does, without its prints to stderr.)"""
+    from mlflow.exceptions import MlflowException
+    client = MlflowClient()
+    try:
+        client.create_registered_model(MODEL_NAME)
+    except MlflowException as error:
+        if error.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+            raise
+    # a logged model's URI, models:/<model id>, links the version to the logged model
+    rest = model_uri[len("models:/"):] if model_uri.startswith("models:/") else ""
+    model_id = rest if rest and "/" not in rest and "@" not in rest else None
+    version = str(client.create_model_version(MODEL_NAME, model_uri, model_id=model_id).version)
     tags = {"model_kind": model.kind, "run_id": run_id, "test_log_loss": f"{test_log_loss:.6f}", **model_tags(model)}
     set_version_tags(version, tags)
     return version

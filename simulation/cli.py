@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from bip.progress import QUIET, progress_bar
+
 app = typer.Typer(add_completion=False)
 
 
@@ -17,12 +19,15 @@ def simulate_command(
     schema: Path = typer.Option(None, help="Indicator schema TOML (default: BIP's 11)."),
     paths: int = typer.Option(32, min=2, help="Forward paths per occasion for the true probabilities."),
     truth: bool = typer.Option(True, help="Compute the ground truth (--no-truth: tables only, for scale tests)."),
+    quiet: bool = QUIET,
 ) -> None:
     """Simulate a synthetic BIP cohort with known ground truth."""
     from features.schema import load_schema
     from simulation.simulate import simulate
 
-    summary = simulate(persons=persons, seed=seed, out=out, schema=load_schema(schema), paths=paths, truth=truth)
+    with progress_bar(quiet) as progress:
+        summary = simulate(persons=persons, seed=seed, out=out, schema=load_schema(schema), paths=paths, truth=truth,
+                           progress=progress)
     typer.echo(format_summary(summary) if truth else f"wrote {summary['persons']} persons, "
                f"{summary['measurement_rows']} measurement rows to {out} (no truth)")
 

@@ -107,8 +107,9 @@ class CohortRun:
 
 
 def run_cohort(n: int, params: TrueParameters, seed: int, optimism: float | None = None,
-               keep_snapshots: bool = True) -> CohortRun:
-    """Simulate the cohort month by month; `optimism` overrides every caseworker's trait."""
+               keep_snapshots: bool = True, progress=None) -> CohortRun:
+    """Simulate the cohort month by month; `optimism` overrides every caseworker's trait.
+    `progress(fraction)` is called after every month."""
     world_seed, people_seed, run_seed = np.random.SeedSequence(seed).spawn(3)
     world = build_world(params, np.random.default_rng(world_seed))
     if optimism is not None:
@@ -140,6 +141,8 @@ def run_cohort(n: int, params: TrueParameters, seed: int, optimism: float | None
             for idx in (due, entering):
                 if len(idx):
                     snapshots.append((idx, month, state.take(idx)))
+        if progress:
+            progress((month + 1) / register_months)
     return CohortRun(people, world, job_month, log, snapshots, register_months)
 
 

@@ -32,16 +32,18 @@ def optimism_effect(n: int, params, seed: int) -> dict:
 
 def simulate(persons: int = 4000, seed: int = 7, out: str | Path = "data/bip",
              schema: IndicatorSchema | None = None, paths: int = 32, effect_paths: int = 100,
-             truth: bool = True) -> dict:
+             truth: bool = True, progress=None) -> dict:
     """Simulate, write the four tables plus truth (unless truth=False: tables only, for scale
-    tests), and return the summary. The folder appears whole or not at all (see _atomic_folder)."""
+    tests), and return the summary. The folder appears whole or not at all (see _atomic_folder).
+    `progress(fraction, message)` is told each stage as it starts."""
     schema = schema or load_schema()
     params = load_true_parameters(schema)
     final = Path(out)
     _refuse_foreign_files(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     with _atomic_folder(final) as out:
-        summary = _simulate_into(out, persons, seed, schema, params, paths, effect_paths, truth)
+        summary = _simulate_into(out, persons, seed, schema, params, paths, effect_paths, truth,
+                                 progress or (lambda fraction, message: None))
         (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
     return summary
 
@@ -85,18 +87,39 @@ class _atomic_folder:
         return False
 
 
+# where each stage starts, as a share of a run with the truth (measured on 2,000 persons)
+_STAGES = {"cohort": 0.0, "tables": 0.01, "truth": 0.03, "interventions": 0.38, "caseworker change": 0.88,
+           "optimism": 0.97, "summary": 0.99}
+
+
 def _simulate_into(out: Path, persons: int, seed: int, schema, params, paths: int, effect_paths: int,
-                   truth: bool) -> dict:
+                   truth: bool, progress) -> dict:
     from features.tables import tables_fingerprint
-    run = run_cohort(persons, params, seed)
+    share = (lambda stage: _STAGES[stage]) if truth else (lambda stage: min(1.0, _STAGES[stage] / _STAGES["truth"]))
+
+    def within(stage, after, message):  # a stage's own progress(fraction[, detail]) as part of the whole
+        return lambda f, *detail: progress(share(stage) + f * (share(after) - share(stage)),
+                                           message + (f": {detail[0]}" if detail else ""))
+    run = run_cohort(persons, params, seed,
+                     progress=within("cohort", "tables", f"simulating {persons} persons month by month"))
+    progress(share("tables"), "writing the tables")
     tables = cohort_tables(run, schema, params, np.random.default_rng([seed, 99]))
     for name, table in tables.items():
         table.to_parquet(out / f"{name}.parquet", index=False)
     if not truth:
+        progress(1.0, "done")
         return {"persons": persons, "measurement_rows": int(len(tables["measurements"])), "truth": False}
-    probabilities, se, occasions = truth_table(params, run, paths, seed + 1)
+    probabilities, se, occasions = truth_table(
+        params, run, paths, seed + 1,
+        progress=within("truth", "interventions", f"true probabilities ({paths} paths per occasion)"))
     probabilities.to_parquet(out / "truth_probabilities.parquet", index=False)
     effect_persons = 4000  # its own counterfactual cohort: enough persons for a stable ratio
+    interventions = intervention_effects(params, run, occasions, effect_paths, seed + 2,
+                                         progress=within("interventions", "caseworker change", "true effect"))
+    progress(share("caseworker change"), "true effect of a caseworker change")
+    caseworker_change = caseworker_change_effect(params, run, occasions, effect_paths, seed + 3)
+    progress(share("optimism"), f"true effect of caseworker optimism ({effect_persons} persons twice)")
+    optimism = optimism_effect(effect_persons, params, seed)
     truth_json = {
         "seed": seed,
         "persons": persons,
@@ -112,12 +135,15 @@ def _simulate_into(out: Path, persons: int, seed: int, schema, params, paths: in
             "mc_se_mean": {f"p_{h}m": float(se[:, i].mean()) for i, h in enumerate(HORIZONS)},
             "mc_se_max": {f"p_{h}m": float(se[:, i].max()) for i, h in enumerate(HORIZONS)},
         },
-        "intervention_effects": intervention_effects(params, run, occasions, effect_paths, seed + 2),
-        "caseworker_change": caseworker_change_effect(params, run, occasions, effect_paths, seed + 3),
-        "caseworker_optimism_effect": optimism_effect(effect_persons, params, seed),
+        "intervention_effects": interventions,
+        "caseworker_change": caseworker_change,
+        "caseworker_optimism_effect": optimism,
     }
     (out / "truth.json").write_text(json.dumps(truth_json, indent=2, ensure_ascii=False, default=str))
-    return summarise(tables, probabilities, truth_json, schema)
+    progress(share("summary"), "summary")
+    summary = summarise(tables, probabilities, truth_json, schema)
+    progress(1.0, "done")
+    return summary
 
 
 def _caseworker_ids(run):

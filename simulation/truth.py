@@ -60,13 +60,16 @@ def survival(params: TrueParameters, run: CohortRun, state: State, month: np.nda
 
 
 def probabilities(params: TrueParameters, run: CohortRun, state: State, month: np.ndarray,
-                  paths: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean job probability by each horizon and its Monte Carlo standard error, per occasion."""
+                  paths: int, seed: int, progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean job probability by each horizon and its Monte Carlo standard error, per occasion;
+    `progress(fraction)` before every batch."""
     n = len(month)
     per_batch = max(1, _BATCH_UNITS // paths)
     mean = np.empty((n, len(HORIZONS)))
     se = np.empty((n, len(HORIZONS)))
     for b, lo in enumerate(range(0, n, per_batch)):
+        if progress:
+            progress(lo / n)
         rows = np.arange(lo, min(n, lo + per_batch))
         copies = np.repeat(rows, paths)
         surv = survival(params, run, state.take(copies), month[copies], seed + b)
@@ -76,9 +79,9 @@ def probabilities(params: TrueParameters, run: CohortRun, state: State, month: n
     return mean, se
 
 
-def truth_table(params: TrueParameters, run: CohortRun, paths: int, seed: int):
+def truth_table(params: TrueParameters, run: CohortRun, paths: int, seed: int, progress=None):
     person, month, day, state = occasion_states(run)
-    p, se = probabilities(params, run, state, month, paths, seed)
+    p, se = probabilities(params, run, state, month, paths, seed, progress)
     table = pd.DataFrame({"person_id": run.people.person_id[person], "as_of": _dates(day)})
     for h, horizon in enumerate(HORIZONS):
         table[f"p_{horizon}m"] = p[:, h]
@@ -94,13 +97,16 @@ def _paired_p12(params, run, treated: State, control: State, month, paths, seed)
     return with_it, without
 
 
-def intervention_effects(params: TrueParameters, run: CohortRun, occasions, paths: int, seed: int) -> dict:
+def intervention_effects(params: TrueParameters, run: CohortRun, occasions, paths: int, seed: int,
+                         progress=None) -> dict:
     """True average effect on the treated of starting each kind at a measurement, on 12-month
     job chances, against not starting it then (later starts stay possible: the as-of-start
-    estimand an evaluator can target)."""
+    estimand an evaluator can target). `progress(fraction, kind)` as each kind starts."""
     person, month, day, state = occasions
     effects = {}
     for a, kind in enumerate(params.kinds):
+        if progress:
+            progress(a / len(params.kinds), kind)
         started = np.nonzero(state.active[:, a] & (state.activity_age[:, a] == 0)
                              & (state.activity_start[:, a] == day))[0]
         if len(started) == 0:

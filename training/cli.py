@@ -9,6 +9,8 @@ from typing import Optional
 
 import typer
 
+from bip.progress import QUIET, progress_bar
+
 
 class Interrupted(Exception):
     """SIGTERM or SIGINT arrived during training."""
@@ -62,13 +64,15 @@ def train_command(
                                            "on the same out-of-time occasions and passes the stability gate."),
     seed: int = typer.Option(7, help="Seed for the booster."),
     test_from: str = typer.Option(None, help="First date of the out-of-time test (default: last 12 months)."),
+    quiet: bool = QUIET,
 ) -> None:
     """Train the boosted model and the logistic baseline (one head per horizon), log both to MLflow."""
     from training.train import format_summary, train
     if model not in ("xgboost", "logistic"):
         raise typer.BadParameter(f"{model!r}: allowed xgboost or logistic", param_hint="--model")
-    with runs_fail_on_interrupt():
-        summary = train(data, model, horizon, register, promote_if_better, seed, test_from, _horizons(horizons))
+    horizons = _horizons(horizons)
+    with runs_fail_on_interrupt(), progress_bar(quiet) as progress:
+        summary = train(data, model, horizon, register, promote_if_better, seed, test_from, horizons, progress)
     typer.echo(format_summary(summary))
 
 
@@ -125,11 +129,13 @@ def score_command(
     at: str = typer.Option("latest", help="latest: one row per person; every: one per measurement."),
     explain: bool = typer.Option(False, help="Add per-indicator contributions (log-odds)."),
     model: str = typer.Option(None, help="Model URI (default models:/bip-employment@champion)."),
+    quiet: bool = QUIET,
 ) -> None:
     """Score a cohort offline with the champion (or --model): probability at the default horizon,
     one probability_{H}m column per horizon of the curve, and the interval."""
     from training.scoring import score_cohort
     if at not in ("latest", "every"):
         raise typer.BadParameter(f"{at!r}: allowed latest or every", param_hint="--at")
-    frame = score_cohort(data, out, at, explain, model)
+    with progress_bar(quiet) as progress:
+        frame = score_cohort(data, out, at, explain, model, progress)
     typer.echo(f"scored {len(frame)} rows with model version {frame['model_version'].iloc[0] if len(frame) else '-'} -> {out}")

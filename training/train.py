@@ -18,15 +18,21 @@ from training.promotion import promote_version
 
 def train(data: str | Path, model: str = "xgboost", horizon: int | None = None, register: bool = False,
           promote_if_better: bool = False, seed: int = 7, test_from: str | None = None,
-          horizons: list[int] | None = None) -> dict:
+          horizons: list[int] | None = None, progress=None) -> dict:
     """Returns a summary: metrics per model and horizon, the registered version, whether it was
     promoted and, if not, why. `horizon` is the default horizon (a score's `probability`),
-    `horizons` the readiness curve (both default to the settings)."""
+    `horizons` the readiness curve (both default to the settings). `progress(fraction, message)`
+    is told each stage (search candidates, heads, evaluation, logging, promotion)."""
     if model not in ("xgboost", "logistic"):
         raise ValueError(f"model {model!r}: allowed 'xgboost' or 'logistic'")
+    progress = progress or (lambda fraction, message: None)
+    progress(0.0, f"reading {data}")
     tables, schema = load_and_validate(data)
     horizon = horizon or get_settings().horizon_months
-    examples, fitted = fit_all(tables, schema, horizon, seed, test_from, horizons)
+    # shares of the time (2,000 persons, a new tracking store): fitting 55%, opening the store 5%
+    # (25% when it is created), evaluating and logging 35%, registering and promoting 5%
+    examples, fitted = fit_all(tables, schema, horizon, seed, test_from, horizons,
+                               progress=lambda f, message: progress(0.02 + 0.53 * f, message))
     oracle = attach_truth(examples, Path(data) / "truth_probabilities.parquet")
     context = {"data": str(data), "fingerprint": fingerprint(tables), "git_commit": tracking.git_commit(),
                "n_train": int(examples.train.sum()), "n_search": int(examples.search.sum()),
@@ -34,9 +40,11 @@ def train(data: str | Path, model: str = "xgboost", horizon: int | None = None, 
                "seed": seed, "test_from": str(examples.test_from.date()),
                "trained_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
     summary = {"context": context, "models": {}, "registered_version": None, "promoted": False, "refused": None}
+    progress(0.55, "opening the MLflow tracking store")
     with tracking.start_training_run(context, schema) as parent:
         mlflow.log_params({"primary_model": model, "horizon_months": horizon, "data_fingerprint": context["fingerprint"]})
-        for kind, fit in fitted.items():
+        for i, (kind, fit) in enumerate(fitted.items()):
+            progress(0.60 + 0.35 * i / len(fitted), f"{kind}: evaluating and logging to MLflow")
             evaluation = evaluate(fit, examples, oracle)
             run_id, uri = tracking.log_model_run(fit, evaluation, examples, context, schema, oracle)
             log_reference_profile(run_id, fit.model, examples.X[examples.train])  # drift reference (monitoring/)
@@ -52,10 +60,12 @@ def train(data: str | Path, model: str = "xgboost", horizon: int | None = None, 
         summary["parent_run_id"] = parent.info.run_id
         primary = summary["models"][model]
         if register or promote_if_better:
+            progress(0.95, f"registering {model}")
             challenger = fitted[model].model
             version = store.register(challenger, primary["model_uri"], primary["run_id"], primary["test"]["log_loss"])
             summary["registered_version"] = version
             if promote_if_better:
+                progress(0.97, "comparing with the champion")
                 test = examples.test
                 rows = (examples.frame.loc[test, ["person_id", "as_of"]].reset_index(drop=True),
                         {h: examples.y(h)[test] for h in examples.horizons},
@@ -65,6 +75,7 @@ def train(data: str | Path, model: str = "xgboost", horizon: int | None = None, 
                 summary["promotion"] = promotion
                 if promotion.comparison:
                     summary["champion_log_loss_same_data"] = promotion.comparison[horizon]["champion"]
+    progress(1.0, "done")
     return summary
 
 
