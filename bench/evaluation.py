@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.evaluation                      # 4,000 simulated persons (target: <= 1 min)
     .venv/bin/python -m bench.evaluation --persons 100000     # national scale (target: <= 10 min, <= 4 GiB)
     .venv/bin/python -m bench.evaluation --doubleml           # also DoubleML 0.11 IRM (ATTE) per kind
+    .venv/bin/python -m bench.evaluation --agree var/A var/B  # two runs' estimates inside each other's intervals
 
 Each run happens in a fresh child process, so the peak resident memory reported is that run's
 alone (getrusage of the children). The baseline is DoubleML's IRM with the same learners
@@ -105,7 +106,12 @@ def main() -> None:
     parser.add_argument("--doubleml", action="store_true", help="also run DoubleML's IRM as the baseline")
     parser.add_argument("--child", choices=["ours", "doubleml"], help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=Path("var/bench_evaluation"))
+    parser.add_argument("--agree", nargs=2, type=Path, metavar=("A", "B"),
+                        help="compare two finished runs' evaluation.json (e.g. 100,000 against 40,000 persons)")
     args = parser.parse_args()
+    if args.agree:
+        agreement(*args.agree)
+        return
     if args.child:
         _child(args.child, str(args.data), str(args.out), args.kind)
         return
@@ -131,6 +137,18 @@ def main() -> None:
         print(f"DoubleML: {peer['seconds']:.0f} s end to end, peak {peer['peak_gib']:.2f} GiB (lower bound); "
               f"ratio DoubleML / ours = {peer['seconds'] / ours['seconds']:.2f}x "
               "(ours also computes the split-half SE, subgroups, progression and the report)")
+
+
+def agreement(a: Path, b: Path) -> None:
+    """Per kind: both estimates and whether each lies inside the other's 95% interval."""
+    runs = [json.loads((folder / "evaluation.json").read_text())["kinds"] for folder in (a, b)]
+    print(f"{'kind':20} {str(a):>28} {str(b):>28}  A in B's  B in A's")
+    for kind in runs[0]:
+        x, y = runs[0][kind], runs[1].get(kind, {})
+        if x.get("estimate") is None or y.get("estimate") is None:
+            continue
+        print(f"{kind:20} {_fmt(x):>28} {_fmt(y):>28}  {str(y['ci_low'] <= x['estimate'] <= y['ci_high']):>8}"
+              f"  {str(x['ci_low'] <= y['estimate'] <= x['ci_high']):>8}")
 
 
 def _fmt(r: dict) -> str:
