@@ -215,3 +215,24 @@ def test_evaluations_are_jobs_generic_and_bip_mode(service, small_cohort_dir):
     assert status["state"] == "done", status
     html = client.get(status["result_url"] + "?format=html", headers=keys["evaluator"])
     assert html.status_code == 200 and "virksomhedspraktik" in html.text and "<img" in html.text
+
+
+def test_published_band_effects_are_served_to_a_caseworker_key(service, small_tables):
+    """An evaluator publishes an all-kinds evaluation; a caseworker key reads its effects by
+    readiness band from GET /v1/evaluations/published, equal to the evaluation's own numbers."""
+    from evaluation.run import evaluate
+    from evaluation.tracking import log_evaluation, publish_evaluation
+    client, keys, settings = service
+    quick = settings.model_copy(update={"evaluation_folds": 2, "variance_splits": 0})
+    result = evaluate(small_tables, kind="all", progression=False, settings=quick)
+    publish_evaluation(log_evaluation(result, settings=settings), settings)
+    answer = client.get("/v1/evaluations/published", headers=keys["caseworker"])
+    assert answer.status_code == 200, answer.text
+    served = answer.json()
+    praktik, expected = served["kinds"]["virksomhedspraktik"], result["band_effects"]["virksomhedspraktik"]
+    assert praktik["overall"]["effect_points"] == pytest.approx(100 * result["kinds"]["virksomhedspraktik"]["estimate"])
+    assert praktik["by_band"] and set(praktik["by_band"]) == set(expected["by_band"])
+    for band, effect in praktik["by_band"].items():
+        assert effect["effect_points"] == pytest.approx(expected["by_band"][band]["effect_points"])
+        assert effect["ci_low_points"] <= effect["effect_points"] <= effect["ci_high_points"]
+    assert client.get("/v1/evaluations/published").status_code == 401
