@@ -173,11 +173,11 @@ def estimate_arrays(X: np.ndarray, names: list[str], t: np.ndarray, y: np.ndarra
                 else f"outside [{settings.trim}, {1 - settings.trim}]")
     if randomized:
         method = (f"randomized design: the known share treated ({share:.3f}) as propensity; outcome models "
-                  f"(boosted trees) cross-fitted in {settings.evaluation_folds} folds by {unit} "
+                  f"(XGBoost trees) cross-fitted in {settings.evaluation_folds} folds by {unit} "
                   "for precision only")
     else:
         method = (f"AIPW (doubly robust), {settings.evaluation_folds}-fold cross-fitting grouped by {unit}; "
-                  "propensity: boosted trees averaged with logistic regression; outcome: boosted trees; "
+                  "propensity: XGBoost trees averaged with logistic regression; outcome: XGBoost trees; "
                   f"propensities {trimming} trimmed")
     method += ("; 95% interval from the larger of the influence-function SE (clustered by "
                f"{unit}) and a split-half SE over {settings.variance_splits} halvings that includes the "
