@@ -73,14 +73,22 @@ def read_table_file(path: Path, name: str, file_format: dict | None = None) -> p
 
 def cohort_columns(path: Path) -> list[str]:
     """A generic cohort's column names from the Parquet schema or the CSV header line alone, so
-    that a request naming a missing column is refused before it becomes a job."""
+    that a request naming a missing column is refused before it becomes a job. A name written
+    twice is refused: pandas would read the second as NAME.1 and the job guess which was meant."""
     try:
         if is_parquet(path):
-            return list(pq.read_schema(path).names)
-        return [str(c) for c in pd.read_csv(path, nrows=0).columns]
+            header = columns = list(pq.read_schema(path).names)
+        else:
+            columns = [str(c) for c in pd.read_csv(path, nrows=0).columns]
+            header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0].tolist()
     except Exception as error:  # unreadable header: name the file, never a 500
         raise InputProblems([{"field": "cohort", "value": path.name,
                               "allowed": f"a readable UTF-8 CSV or Parquet file ({error.__class__.__name__})"}])
+    twice = sorted({name for name in header if name and header.count(name) > 1})
+    if twice:
+        raise InputProblems([{"field": "cohort", "value": name, "allowed": "each column name once (this one is "
+                              f"there {header.count(name)} times)"} for name in twice])
+    return columns
 
 
 def check_cohort_columns(path: Path, named: dict[str, list[str]]) -> None:

@@ -236,3 +236,26 @@ def test_published_band_effects_are_served_to_a_caseworker_key(service, small_ta
         assert effect["effect_points"] == pytest.approx(expected["by_band"][band]["effect_points"])
         assert effect["ci_low_points"] <= effect["effect_points"] <= effect["ci_high_points"]
     assert client.get("/v1/evaluations/published").status_code == 401
+
+
+def _cohort_file(folder, name, content: bytes):
+    path = folder / name
+    path.write_bytes(content)
+    return path
+
+
+def _problems(call):
+    from serving.errors import InputProblems
+    with pytest.raises(InputProblems) as caught:
+        call()
+    return [(p["field"], p["value"]) for p in caught.value.problems]
+
+
+def test_generic_cohort_with_a_column_name_twice_is_refused_at_submit(tmp_path):
+    """Before: pandas read 'x1,x1' as x1 and x1.1 and the job went on with the first one, a silent
+    guess at which column was meant."""
+    from serving.uploads import check_cohort_columns
+    path = _cohort_file(tmp_path, "cohort.csv", b"treated,job,x1,x1\n1,0,0.5,0.7\n0,1,0.1,0.2\n")
+    named = {"treatment": ["treated"], "outcome": ["job"], "covariates": ["x1"], "subgroups": []}
+    assert _problems(lambda: check_cohort_columns(path, named)) == [("cohort", "x1")]
+
