@@ -72,12 +72,16 @@ def read_table_file(path: Path, name: str, file_format: dict | None = None) -> p
 
 
 def cohort_columns(path: Path) -> list[str]:
-    """A generic cohort's column names from the Parquet schema or the CSV header line alone, so
-    that a request naming a missing column is refused before it becomes a job. A name written
-    twice is refused: pandas would read the second as NAME.1 and the job guess which was meant."""
+    """A generic cohort's column names as the job reads them (evaluation.estimate.read_cohort), from
+    the Parquet schema or the CSV header line alone, so that a request naming a missing column is
+    refused before it becomes a job. A name written twice is refused: pandas would read the second
+    as NAME.1 and the job guess which was meant."""
     try:
         if is_parquet(path):
-            header = columns = list(pq.read_schema(path).names)
+            schema = pq.read_schema(path)
+            # the columns pandas makes the index (a frame saved with its index) are not columns to the job
+            index = {c for c in (schema.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)}
+            header = columns = [name for name in schema.names if name not in index]
         else:
             columns = [str(c) for c in pd.read_csv(path, nrows=0).columns]
             header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0].tolist()

@@ -259,3 +259,18 @@ def test_generic_cohort_with_a_column_name_twice_is_refused_at_submit(tmp_path):
     named = {"treatment": ["treated"], "outcome": ["job"], "covariates": ["x1"], "subgroups": []}
     assert _problems(lambda: check_cohort_columns(path, named)) == [("cohort", "x1")]
 
+
+def test_generic_parquet_cohort_columns_at_submit_are_those_the_job_reads(tmp_path):
+    """Before: a Parquet cohort written from a frame indexed by a column listed that column in its
+    schema, so submit accepted it, but the job's pd.read_parquet made it the index and failed."""
+    from tests.test_evaluation import confounded_cohort
+
+    from evaluation.estimate import read_cohort
+    from serving.uploads import check_cohort_columns, cohort_columns
+    frame, _, _ = confounded_cohort(n=50)
+    path = tmp_path / "cohort.parquet"
+    frame.set_index("region").to_parquet(path)
+    assert cohort_columns(path) == list(read_cohort(path).columns)
+    named = {"treatment": ["treated"], "outcome": ["job"], "covariates": ["x1"], "subgroups": ["region"]}
+    assert _problems(lambda: check_cohort_columns(path, named)) == [("subgroups", "region")]
+
