@@ -75,15 +75,17 @@ def cohort_columns(path: Path) -> list[str]:
     """A generic cohort's column names as the job reads them (evaluation.estimate.read_cohort), from
     the Parquet schema or the CSV header line alone, so that a request naming a missing column is
     refused before it becomes a job. A name written twice is refused: pandas would read the second
-    as NAME.1 and the job guess which was meant."""
+    as NAME.1 and the job guess which was meant. So is a header with no rows under it."""
     try:
         if is_parquet(path):
             schema = pq.read_schema(path)
             # the columns pandas makes the index (a frame saved with its index) are not columns to the job
             index = {c for c in (schema.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)}
             header = columns = [name for name in schema.names if name not in index]
+            rows = pq.read_metadata(path).num_rows
         else:
-            columns = [str(c) for c in pd.read_csv(path, nrows=0).columns]
+            first = pd.read_csv(path, nrows=1)
+            columns, rows = [str(c) for c in first.columns], len(first)
             header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0].tolist()
     except Exception as error:  # unreadable header: name the file, never a 500
         raise InputProblems([{"field": "cohort", "value": path.name,
@@ -92,6 +94,8 @@ def cohort_columns(path: Path) -> list[str]:
     if twice:
         raise InputProblems([{"field": "cohort", "value": name, "allowed": "each column name once (this one is "
                               f"there {header.count(name)} times)"} for name in twice])
+    if rows == 0:  # else the job fails on the outcome, as if that column were the problem
+        raise InputProblems([{"field": "cohort", "value": "no rows", "allowed": "at least one row under the header"}])
     return columns
 
 

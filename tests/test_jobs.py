@@ -274,3 +274,12 @@ def test_generic_parquet_cohort_columns_at_submit_are_those_the_job_reads(tmp_pa
     named = {"treatment": ["treated"], "outcome": ["job"], "covariates": ["x1"], "subgroups": ["region"]}
     assert _problems(lambda: check_cohort_columns(path, named)) == [("subgroups", "region")]
 
+
+def test_generic_cohort_with_a_header_and_no_rows_is_refused_at_submit(tmp_path):
+    """Before: accepted, then the job failed naming the outcome ('a numeric column ... with no
+    empty rows'), though the cohort had no rows at all."""
+    from serving.uploads import check_cohort_columns
+    path = _cohort_file(tmp_path, "cohort.csv", b"treated,job,x1\n")
+    named = {"treatment": ["treated"], "outcome": ["job"], "covariates": [], "subgroups": []}
+    assert [field for field, _ in _problems(lambda: check_cohort_columns(path, named))] == ["cohort"]
+
