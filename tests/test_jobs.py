@@ -283,3 +283,28 @@ def test_generic_cohort_with_a_header_and_no_rows_is_refused_at_submit(tmp_path)
     named = {"treatment": ["treated"], "outcome": ["job"], "covariates": [], "subgroups": []}
     assert [field for field, _ in _problems(lambda: check_cohort_columns(path, named))] == ["cohort"]
 
+
+def test_generic_cohort_in_the_declared_sep_and_encoding_is_read_at_submit_and_in_the_job(service, tmp_path):
+    """Before: generic mode ignored the sep and encoding form fields (and `bip evaluate --sep`): a
+    semicolon-separated cp1252 cohort was refused as one column, whatever was declared."""
+    from tests.test_evaluation import confounded_cohort
+    client, keys, _ = service
+    frame, _, _ = confounded_cohort(n=600)
+    frame = frame.rename(columns={"region": "område"})
+    files = {"cohort": ("cohort.csv", frame.to_csv(index=False, sep=";").encode("cp1252"))}
+    data = {"treatment": "treated", "outcome": "job", "covariates": "x1,x2,område"}
+    undeclared = client.post("/v1/evaluations", files=files, data=data, headers=keys["evaluator"])
+    assert undeclared.status_code == 422 and undeclared.json()["errors"][0]["field"] == "cohort", undeclared.text
+    submitted = client.post("/v1/evaluations", files=files, data={**data, "sep": ";", "encoding": "cp1252"},
+                            headers=keys["evaluator"])
+    assert submitted.status_code == 202, submitted.text
+    status = wait_for(client, submitted.json()["status_url"], keys["evaluator"])
+    assert status["state"] == "done", status
+    result = client.get(status["result_url"], headers=keys["evaluator"]).json()
+    assert result["covariates"] == ["x1", "x2", "område"]
+    # `bip evaluate --cohort ... --sep ';' --encoding cp1252` reads it the same way
+    from evaluation.estimate import read_cohort
+    from features.tables import FileFormat, declared_format
+    path = _cohort_file(tmp_path, "cohort.csv", files["cohort"][1])
+    with declared_format(FileFormat.declared(";", "cp1252")):
+        assert list(read_cohort(path).columns) == list(frame.columns)
