@@ -240,5 +240,6 @@ def cross_fit_linear_outcome(X: np.ndarray, t: np.ndarray, y: np.ndarray, cluste
         for arm, target in ((0, mu0), (1, mu1)):
             rows = train & (t == arm)
             model = make_pipeline(StandardScaler(), Ridge(alpha=10.0)).fit(X[rows], y[rows])
-            target[test] = model.predict(X[test])
+            # scikit-learn answers a single target column with 1-D predictions: keep y's shape
+            target[test] = model.predict(X[test]).reshape(target[test].shape)
     return mu0, mu1

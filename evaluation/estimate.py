@@ -35,12 +35,21 @@ class EvaluationInputError(ValueError):
         return {"field": self.field, "value": self.value, "allowed": self.allowed}
 
 
-def read_cohort(path: str | Path) -> pd.DataFrame:
+def cohort_csv_options(file_format: dict | None = None) -> dict:
+    """pd.read_csv's sep and encoding for a generic cohort: the declared format (a request's sep and
+    encoding fields, else `bip --sep/--encoding`), otherwise comma and UTF-8."""
+    from features.tables import ENCODINGS, FileFormat, _declared
+    fmt = FileFormat.declared(**file_format) if file_format else (_declared.get() or FileFormat())
+    return {"sep": fmt.sep, "encoding": ENCODINGS[fmt.encoding]}
+
+
+def read_cohort(path: str | Path, file_format: dict | None = None) -> pd.DataFrame:
+    """A generic cohort from Parquet or CSV (in the declared format, see cohort_csv_options)."""
     path = Path(path)
     if path.suffix == ".parquet":
         return pd.read_parquet(path)
     if path.suffix == ".csv":
-        return pd.read_csv(path)
+        return pd.read_csv(path, **cohort_csv_options(file_format))
     raise EvaluationInputError("cohort", str(path), "a .csv or .parquet file")
 
 

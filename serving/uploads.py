@@ -71,22 +71,44 @@ def read_table_file(path: Path, name: str, file_format: dict | None = None) -> p
         raise InputProblems(table_problems(error.problems))
 
 
-def cohort_columns(path: Path) -> list[str]:
-    """A generic cohort's column names from the Parquet schema or the CSV header line alone, so
-    that a request naming a missing column is refused before it becomes a job."""
+def cohort_columns(path: Path, file_format: dict | None = None) -> list[str]:
+    """A generic cohort's column names as the job reads them (evaluation.estimate.read_cohort), from
+    the Parquet schema or the CSV header line alone (in the declared sep and encoding), so that a
+    request naming a missing column is refused before it becomes a job. A name written twice is
+    refused: pandas would read the second as NAME.1 and the job guess which was meant. So is a
+    header with no rows under it."""
+    from evaluation.estimate import cohort_csv_options
+    options = cohort_csv_options(file_format)
     try:
         if is_parquet(path):
-            return list(pq.read_schema(path).names)
-        return [str(c) for c in pd.read_csv(path, nrows=0).columns]
+            schema = pq.read_schema(path)
+            # the columns pandas makes the index (a frame saved with its index) are not columns to the job
+            index = {c for c in (schema.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)}
+            header = columns = [name for name in schema.names if name not in index]
+            rows = pq.read_metadata(path).num_rows
+        else:
+            first = pd.read_csv(path, nrows=1, **options)
+            columns, rows = [str(c) for c in first.columns], len(first)
+            header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False,
+                                 **options).iloc[0].tolist()
     except Exception as error:  # unreadable header: name the file, never a 500
         raise InputProblems([{"field": "cohort", "value": path.name,
-                              "allowed": f"a readable UTF-8 CSV or Parquet file ({error.__class__.__name__})"}])
+                              "allowed": f"a Parquet file or a CSV file readable as {options['encoding']} with "
+                                         f"{options['sep']!r} between columns (declare others with sep and encoding; "
+                                         f"{error.__class__.__name__})"}])
+    twice = sorted({name for name in header if name and header.count(name) > 1})
+    if twice:
+        raise InputProblems([{"field": "cohort", "value": name, "allowed": "each column name once (this one is "
+                              f"there {header.count(name)} times)"} for name in twice])
+    if rows == 0:  # else the job fails on the outcome, as if that column were the problem
+        raise InputProblems([{"field": "cohort", "value": "no rows", "allowed": "at least one row under the header"}])
+    return columns
 
 
-def check_cohort_columns(path: Path, named: dict[str, list[str]]) -> None:
+def check_cohort_columns(path: Path, named: dict[str, list[str]], file_format: dict | None = None) -> None:
     """Every column named in a form field (treatment, outcome, covariates, subgroups) exists in the
     cohort; otherwise 422 naming the field, the value and the columns there are."""
-    columns = cohort_columns(path)
+    columns = cohort_columns(path, file_format)
     problems = [{"field": field, "value": name, "allowed": f"a column of the cohort: {columns[:30]}"}
                 for field, names in named.items() for name in names if name not in columns]
     if problems:

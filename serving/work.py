@@ -138,7 +138,7 @@ def _evaluation_job(params, inputs, folder, progress):
                               seed=params["seed"], model=model, schema=schema,
                               progress=lambda f, m: progress(0.15 + 0.75 * f, m))
         else:
-            frame = read_cohort(inputs["cohort"])
+            frame = read_cohort(inputs["cohort"], params.get("file_format"))
             result = evaluate(cohort=frame, treatment=params["treatment"], outcome=params["outcome"],
                               covariates=params["covariates"], subgroups=params["subgroups"],
                               design=params.get("design", "observational"), estimand=params["estimand"],

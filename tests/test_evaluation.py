@@ -191,3 +191,29 @@ def test_truth_check_rows_and_known_limits_for_the_report(tmp_path):
     for kind, group in rows.groupby("kind"):
         assert written[kind]["coverage"] == round(float(group["covered"].mean()), 3)
         assert written[kind]["seeds"] == 1 and f"{int(group['covered'].sum())} af 1" in written[kind]["note_da"]
+
+
+def test_progression_outcome_with_its_own_missing_rows_is_fitted_like_the_others():
+    """A change_* column observed on rows no other one shares (e.g. the score's change, or a rating
+    missing at one follow-up) is a group of one: its ridge fit has a single target column and gives
+    the same estimate as fitting it alone."""
+    from bip.config import Settings
+    from evaluation.aipw import Nuisances, aipw, cross_fit_linear_outcome
+    from evaluation.run import _progression_effects
+    rng = np.random.default_rng(0)
+    n = 1200
+    X = rng.normal(size=(n, 4))
+    t = (rng.random(n) < 1 / (1 + np.exp(-X[:, 0]))).astype(int)
+    clusters = (np.arange(n) // 3).astype(str)
+    shared, own = rng.random(n) < 0.7, rng.random(n) < 0.6
+    cohort = pd.DataFrame({"change_a_3m": np.where(shared, X[:, 1] + 0.3 * t, np.nan),
+                           "change_b_3m": np.where(shared, X[:, 2] - 0.2 * t, np.nan),
+                           "change_score_3m": np.where(own, X[:, 3] + 0.1 * t, np.nan)})
+    e = np.clip(1 / (1 + np.exp(-X[:, 0])), 0.02, 0.98)
+    nuisances = Nuisances(e, np.zeros(n), np.zeros(n), e <= 0.98)
+    out = _progression_effects(cohort, X, t, clusters, nuisances, "ATT", 1, Settings())
+    assert list(out) == ["change_a_3m", "change_b_3m", "change_score_3m"]
+    y = cohort.loc[own, "change_score_3m"].to_numpy()
+    mu0, mu1 = cross_fit_linear_outcome(X[own], t[own], y, clusters[own], 1, Settings().evaluation_folds)
+    alone = aipw(y, t[own], Nuisances(e[own], mu0, mu1, nuisances.kept[own]), clusters[own], "ATT")
+    assert out["change_score_3m"]["estimate"] == pytest.approx(alone.estimate, abs=1e-10)

@@ -236,3 +236,75 @@ def test_published_band_effects_are_served_to_a_caseworker_key(service, small_ta
         assert effect["effect_points"] == pytest.approx(expected["by_band"][band]["effect_points"])
         assert effect["ci_low_points"] <= effect["effect_points"] <= effect["ci_high_points"]
     assert client.get("/v1/evaluations/published").status_code == 401
+
+
+def _cohort_file(folder, name, content: bytes):
+    path = folder / name
+    path.write_bytes(content)
+    return path
+
+
+def _problems(call):
+    from serving.errors import InputProblems
+    with pytest.raises(InputProblems) as caught:
+        call()
+    return [(p["field"], p["value"]) for p in caught.value.problems]
+
+
+def test_generic_cohort_with_a_column_name_twice_is_refused_at_submit(tmp_path):
+    """Before: pandas read 'x1,x1' as x1 and x1.1 and the job went on with the first one, a silent
+    guess at which column was meant."""
+    from serving.uploads import check_cohort_columns
+    path = _cohort_file(tmp_path, "cohort.csv", b"treated,job,x1,x1\n1,0,0.5,0.7\n0,1,0.1,0.2\n")
+    named = {"treatment": ["treated"], "outcome": ["job"], "covariates": ["x1"], "subgroups": []}
+    assert _problems(lambda: check_cohort_columns(path, named)) == [("cohort", "x1")]
+
+
+def test_generic_parquet_cohort_columns_at_submit_are_those_the_job_reads(tmp_path):
+    """Before: a Parquet cohort written from a frame indexed by a column listed that column in its
+    schema, so submit accepted it, but the job's pd.read_parquet made it the index and failed."""
+    from tests.test_evaluation import confounded_cohort
+
+    from evaluation.estimate import read_cohort
+    from serving.uploads import check_cohort_columns, cohort_columns
+    frame, _, _ = confounded_cohort(n=50)
+    path = tmp_path / "cohort.parquet"
+    frame.set_index("region").to_parquet(path)
+    assert cohort_columns(path) == list(read_cohort(path).columns)
+    named = {"treatment": ["treated"], "outcome": ["job"], "covariates": ["x1"], "subgroups": ["region"]}
+    assert _problems(lambda: check_cohort_columns(path, named)) == [("subgroups", "region")]
+
+
+def test_generic_cohort_with_a_header_and_no_rows_is_refused_at_submit(tmp_path):
+    """Before: accepted, then the job failed naming the outcome ('a numeric column ... with no
+    empty rows'), though the cohort had no rows at all."""
+    from serving.uploads import check_cohort_columns
+    path = _cohort_file(tmp_path, "cohort.csv", b"treated,job,x1\n")
+    named = {"treatment": ["treated"], "outcome": ["job"], "covariates": [], "subgroups": []}
+    assert [field for field, _ in _problems(lambda: check_cohort_columns(path, named))] == ["cohort"]
+
+
+def test_generic_cohort_in_the_declared_sep_and_encoding_is_read_at_submit_and_in_the_job(service, tmp_path):
+    """Before: generic mode ignored the sep and encoding form fields (and `bip evaluate --sep`): a
+    semicolon-separated cp1252 cohort was refused as one column, whatever was declared."""
+    from tests.test_evaluation import confounded_cohort
+    client, keys, _ = service
+    frame, _, _ = confounded_cohort(n=600)
+    frame = frame.rename(columns={"region": "område"})
+    files = {"cohort": ("cohort.csv", frame.to_csv(index=False, sep=";").encode("cp1252"))}
+    data = {"treatment": "treated", "outcome": "job", "covariates": "x1,x2,område"}
+    undeclared = client.post("/v1/evaluations", files=files, data=data, headers=keys["evaluator"])
+    assert undeclared.status_code == 422 and undeclared.json()["errors"][0]["field"] == "cohort", undeclared.text
+    submitted = client.post("/v1/evaluations", files=files, data={**data, "sep": ";", "encoding": "cp1252"},
+                            headers=keys["evaluator"])
+    assert submitted.status_code == 202, submitted.text
+    status = wait_for(client, submitted.json()["status_url"], keys["evaluator"])
+    assert status["state"] == "done", status
+    result = client.get(status["result_url"], headers=keys["evaluator"]).json()
+    assert result["covariates"] == ["x1", "x2", "område"]
+    # `bip evaluate --cohort ... --sep ';' --encoding cp1252` reads it the same way
+    from evaluation.estimate import read_cohort
+    from features.tables import FileFormat, declared_format
+    path = _cohort_file(tmp_path, "cohort.csv", files["cohort"][1])
+    with declared_format(FileFormat.declared(";", "cp1252")):
+        assert list(read_cohort(path).columns) == list(frame.columns)

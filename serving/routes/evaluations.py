@@ -65,9 +65,10 @@ async def evaluations(
             named = {"treatment": [treatment], "outcome": [outcome],
                      "covariates": [c.strip() for c in covariates.split(",")] if covariates else [],
                      "subgroups": [c.strip() for c in subgroups.split(",")] if subgroups else []}
-            await run_in_threadpool(check_cohort_columns, staged["cohort"], named)
+            file_format = declared_format(sep, encoding, date_format)  # the job reads the cohort in it too
+            await run_in_threadpool(check_cohort_columns, staged["cohort"], named, file_format)
             params = {"mode": "generic", "treatment": treatment, "outcome": outcome, "estimand": estimand, "seed": seed,
-                      "design": design, "covariates": named["covariates"] or None,
+                      "design": design, "file_format": file_format, "covariates": named["covariates"] or None,
                       "subgroups": named["subgroups"] or None}
         return await submit_job(jobs, caller, "evaluation", {**params, "format": format, "language": language}, staged)
     finally:
