@@ -37,8 +37,11 @@ def run_check(seeds: list[int], persons: int = 4000, kinds: list[str] | None = N
             pd.DataFrame(rows).to_csv(out, index=False)
 
     if workers > 1:
+        import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
-        with ProcessPoolExecutor(workers) as pool:
+
+        # spawned, not forked: the progress bar's thread may hold a lock at fork time
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             results = pool.map(_check_seed, seeds, [persons] * len(seeds), [kinds] * len(seeds))
             for i, (seed, (seed_rows, seconds)) in enumerate(zip(seeds, results)):
                 record(seed, seed_rows, seconds, i + 1)

@@ -178,11 +178,11 @@ def test_bip_mode_builds_an_as_of_start_cohort_and_estimates(small_tables, small
 
 
 def test_truth_check_rows_and_known_limits_for_the_report(tmp_path):
-    """`bip evaluate-check` on one small seed: one row per kind with its truth, and the known
+    """`bip evaluate-check` on two small seeds in two processes: one row per kind with its truth, and the known
     limits it writes are what the report turns into a warning."""
     from evaluation.check import check_command
     out, limits = tmp_path / "check.csv", tmp_path / "limits.json"
-    check_command(seeds=1, first_seed=3, persons=600, out=str(out), limits=str(limits))
+    check_command(seeds=2, first_seed=3, persons=600, out=str(out), limits=str(limits), workers=2, quiet=True)
     rows = pd.read_csv(out)
     assert set(rows["kind"]) <= {"virksomhedspraktik", "loentilskud", "mentor", "opkvalificering", "sundhed_social"}
     assert len(rows) >= 3 and (rows["ci_low"] <= rows["estimate"]).all() and (rows["estimate"] <= rows["ci_high"]).all()
@@ -190,7 +190,8 @@ def test_truth_check_rows_and_known_limits_for_the_report(tmp_path):
     written = json.loads(limits.read_text())
     for kind, group in rows.groupby("kind"):
         assert written[kind]["coverage"] == round(float(group["covered"].mean()), 3)
-        assert written[kind]["seeds"] == 1 and f"{int(group['covered'].sum())} af 1" in written[kind]["note_da"]
+        assert written[kind]["seeds"] == 2 and f"{int(group['covered'].sum())} af 2" in written[kind]["note_da"]
+    assert sorted(rows["seed"].unique()) == [3, 4]   # both seeds, from two worker processes
 
 
 def test_progression_outcome_with_its_own_missing_rows_is_fitted_like_the_others():
