@@ -154,3 +154,14 @@ def _serving_store_before_any_monkeypatch(serving_store):
     it would remember the patched value as the one to restore, and the patch's undo would point every
     later test at the wrong store."""
     return serving_store
+
+
+@pytest.fixture(autouse=True)
+def _chosen_settings_restored():
+    """create_app makes its settings the process-wide ones (use_settings); a test that builds an app
+    would otherwise leave them to every later test (a stopped Dask cluster's address, another jobs
+    folder). Fixtures of wider scope are set up before this one, so theirs stay in force."""
+    import bip.config as config
+    before = config._chosen
+    yield
+    config.use_settings(before)
