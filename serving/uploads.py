@@ -109,7 +109,12 @@ def check_cohort_columns(path: Path, named: dict[str, list[str]], file_format: d
     """Every column named in a form field (treatment, outcome, covariates, subgroups) exists in the
     cohort; otherwise 422 naming the field, the value and the columns there are."""
     columns = cohort_columns(path, file_format)
-    problems = [{"field": field, "value": name, "allowed": f"a column of the cohort: {columns[:30]}"}
+    allowed = f"a column of the cohort: {columns[:30]}"
+    # one column whose name holds another separator: the file was read with the wrong one
+    other = [sep for sep in (";", "\t", "|") if len(columns) == 1 and sep in columns[0]]
+    if other:
+        allowed += f" (the header reads as one column and looks {other[0]!r}-separated: declare sep)"
+    problems = [{"field": field, "value": name, "allowed": allowed}
                 for field, names in named.items() for name in names if name not in columns]
     if problems:
         raise InputProblems(problems)

@@ -295,6 +295,10 @@ def test_generic_cohort_in_the_declared_sep_and_encoding_is_read_at_submit_and_i
     data = {"treatment": "treated", "outcome": "job", "covariates": "x1,x2,område"}
     undeclared = client.post("/v1/evaluations", files=files, data=data, headers=keys["evaluator"])
     assert undeclared.status_code == 422 and undeclared.json()["errors"][0]["field"] == "cohort", undeclared.text
+    utf8 = {"cohort": ("cohort.csv", frame.to_csv(index=False, sep=";").encode())}
+    no_sep = client.post("/v1/evaluations", files=utf8, data=data, headers=keys["evaluator"])
+    assert no_sep.status_code == 422 and no_sep.json()["errors"][0]["field"] == "treatment", no_sep.text
+    assert "looks ';'-separated: declare sep" in no_sep.json()["errors"][0]["allowed"]
     submitted = client.post("/v1/evaluations", files=files, data={**data, "sep": ";", "encoding": "cp1252"},
                             headers=keys["evaluator"])
     assert submitted.status_code == 202, submitted.text
