@@ -116,6 +116,9 @@ def check_cohort_columns(path: Path, named: dict[str, list[str]], file_format: d
         allowed += f" (the header reads as one column and looks {other[0]!r}-separated: declare sep)"
     problems = [{"field": field, "value": name, "allowed": allowed}
                 for field, names in named.items() for name in names if name not in columns]
+    roles = set(named.get("treatment", [])) | set(named.get("outcome", []))
+    problems += [{"field": "covariates", "value": name, "allowed": "columns other than the treatment and the outcome"}
+                 for name in named.get("covariates", []) if name in roles]
     if problems:
         raise InputProblems(problems)
 

@@ -204,6 +204,9 @@ def test_evaluations_are_jobs_generic_and_bip_mode(service, small_cohort_dir):
     assert bad.status_code == 422, bad.text
     assert {(e["field"], e["value"]) for e in bad.json()["errors"]} == {("outcome", "salary"), ("subgroups", "shoe")}
     assert "treated" in bad.json()["errors"][0]["allowed"]
+    bad = client.post("/v1/evaluations", files=files, data={**data, "covariates": "x1,treated"}, headers=keys["evaluator"])
+    assert bad.status_code == 422 and bad.json()["errors"] == [
+        {"field": "covariates", "value": "treated", "allowed": "columns other than the treatment and the outcome"}]
     # what only the estimation can tell (the outcome a copy of the treatment) fails the job, naming the field
     bad = client.post("/v1/evaluations", files=files, data={**data, "outcome": "treated"}, headers=keys["evaluator"])
     status = wait_for(client, bad.json()["status_url"], keys["evaluator"])
