@@ -107,7 +107,8 @@ def cohort_columns(path: Path, file_format: dict | None = None) -> list[str]:
 
 def check_cohort_columns(path: Path, named: dict[str, list[str]], file_format: dict | None = None) -> None:
     """Every column named in a form field (treatment, outcome, covariates, subgroups) exists in the
-    cohort; otherwise 422 naming the field, the value and the columns there are."""
+    cohort and no covariate is the treatment or the outcome; otherwise 422 naming the field, the
+    value and what is allowed (the columns there are)."""
     columns = cohort_columns(path, file_format)
     allowed = f"a column of the cohort: {columns[:30]}"
     # one column whose name holds another separator: the file was read with the wrong one
