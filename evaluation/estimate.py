@@ -38,8 +38,8 @@ class EvaluationInputError(ValueError):
 def cohort_csv_options(file_format: dict | None = None) -> dict:
     """pd.read_csv's sep and encoding for a generic cohort: the declared format (a request's sep and
     encoding fields, else `bip --sep/--encoding`), otherwise comma and UTF-8."""
-    from features.tables import ENCODINGS, FileFormat, _declared
-    fmt = FileFormat.declared(**file_format) if file_format else (_declared.get() or FileFormat())
+    from features.tables import ENCODINGS, FileFormat, format_in_force
+    fmt = format_in_force(FileFormat.declared(**file_format) if file_format else None)
     return {"sep": fmt.sep, "encoding": ENCODINGS[fmt.encoding]}
 
 

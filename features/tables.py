@@ -93,6 +93,11 @@ def declared_format(fmt: FileFormat):
         _declared.reset(token)
 
 
+def format_in_force(fmt: FileFormat | None = None) -> FileFormat:
+    """The format to read in: `fmt` when given, else the declared one, else the contract's."""
+    return fmt or _declared.get() or FileFormat()
+
+
 def _problem(table: str, value, allowed: str, file: str | None) -> ValidationError:
     return ValidationError([Problem(table, None, FILE, value, allowed, file)])
 
@@ -224,7 +229,7 @@ def read_table(source: bytes | str | Path, table: str, fmt: FileFormat | None = 
                filename: str | None = None) -> pd.DataFrame:
     """One table from CSV or Parquet bytes (or a path). Contract columns get their types (dates
     as the contract says); other cells stay text. Raises ValidationError naming the file."""
-    fmt = fmt or _declared.get() or FileFormat()
+    fmt = format_in_force(fmt)
     if isinstance(source, (str, Path)):
         filename = filename or Path(source).name
         source = Path(source).read_bytes()
