@@ -80,3 +80,14 @@ def test_contract_breaks_on_a_wrong_import(tree_copy, module, added, broken, sho
     broken_line = next(line for line in output.splitlines() if broken in line and line.endswith(("KEPT", "BROKEN")))
     assert broken_line.endswith("BROKEN"), output
     assert shown in output, output
+
+
+def test_every_package_ships():
+    """The wheel and the image carry every package (no Docker engine here to find a missing one)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    included = {name.rstrip("*") for name in project["tool"]["setuptools"]["packages"]["find"]["include"]}
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for package in CONFIG["root_packages"]:
+        assert package in included, package
+        assert f"COPY {package} ./{package}\n" in dockerfile, package
+    assert project["project"]["scripts"]["bip"] == "cli.app:app"
