@@ -150,7 +150,7 @@ def _evaluate_bip(tables, schema, kind, horizon, estimand, seed, model, progress
                           "note": f"fewer than {settings.min_arm} treated or comparison occasions: no estimate"}
             continue
         result = estimate_arrays(X[rows], names, t, y_all[rows], clusters_all[rows], sub, BIP_SUBGROUPS, estimand,
-                                 seed, settings, unit="person")
+                                 seed, settings, unit="person", benchmark_groups=list(settings.sensitivity_benchmarks))
         result.update({"kind": k, "outcome": outcome, "treatment": f"{k} starts within "
                        f"{settings.treatment_window_days} days", "sampling": sampling})
         if progression:
@@ -172,6 +172,10 @@ def _evaluate_bip(tables, schema, kind, horizon, estimand, seed, model, progress
         "persons": int(table["person_id"].nunique()), "occasions": int(len(table)),
         "band_effects": band_effects(results, horizon, model is not None),
         "timing": timing,
+        # which band and jobcentre each occasion fell in, per kind the rows treated: for checks
+        # against a simulator's per-occasion truth (evaluation.check); dropped from JSON
+        "_occasions": table[["person_id", "as_of", "readiness_band", "jobcenter"]
+                            + [f"treated__{k}" for k in kinds] + [f"eligible__{k}" for k in kinds]],
     }
 
 

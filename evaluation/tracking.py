@@ -34,7 +34,7 @@ def log_evaluation(result: dict, title: str | None = None, settings: Settings | 
     kinds = result["kinds"] if result.get("mode") == "bip" else {result.get("kind", "effect"): result}
     params = {"mode": result.get("mode", "generic"), "estimand": result.get("estimand"), "seed": result.get("seed"),
               "kinds": ",".join(kinds), "min_arm": settings.min_arm, "trim": settings.trim,
-              "folds": settings.evaluation_folds, "variance_splits": settings.variance_splits,
+              "folds": settings.evaluation_folds, "repeats": settings.evaluation_repeats,
               "window_days": settings.treatment_window_days}
     if result.get("mode") == "bip":
         params.update({"horizon": result["horizon"], "persons": result["persons"], "occasions": result["occasions"],

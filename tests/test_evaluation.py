@@ -140,7 +140,7 @@ def test_all_kinds_once_logged_published_and_served_by_band(small_tables, schema
     from evaluation.run import evaluate
     from evaluation.tracking import log_evaluation, publish_evaluation, published_effects
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    settings = Settings(evaluation_folds=2, variance_splits=0)      # small and quick: the plumbing is tested here
+    settings = Settings(evaluation_folds=2, evaluation_repeats=1)      # small and quick: the plumbing is tested here
     steps = []
     result = evaluate(small_tables, kind="all", schema=schema, progression=False, settings=settings,
                       progress=lambda fraction, message: steps.append(fraction))
