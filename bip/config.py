@@ -100,7 +100,7 @@ class Settings(BaseSettings):
     treatment_window_days: int = 31                  # a kind starting within this many days is "treated"
     follow_up_3m_days: tuple[int, int] = (45, 135)
     follow_up_6m_days: tuple[int, int] = (135, 225)
-    evaluation_folds: int = 5                        # cross-fitting folds, grouped by person
+    evaluation_folds: int = 4                        # cross-fitting folds, grouped by person (x evaluation_repeats)
     evaluation_repeats: int = 2                      # cross-fits over fresh fold assignments, median-aggregated
     sensitivity: bool = True                         # omitted-variable-bias bounds for observational estimates
     sensitivity_benchmarks: tuple[str, ...] = ("job_search",)  # BIP mode: covariate groups refitted without,

@@ -89,9 +89,12 @@ def published_effects(settings: Settings | None = None) -> dict | None:
                                       "cuts": [0.03, 0.10], "labels": ["low", "middle", "high"]},
          "kinds": {kind: {"overall": {"effect_points", "ci_low_points", "ci_high_points", "n_treated"},
                           "by_band": {band: {...same four...}},
-                          "by_jobcenter": {jobcenter: {...same four...}}}}}
+                          "by_jobcenter": {jobcenter: {...same four...}},
+                          "band_intervals_checked": bool, "interval": str}}}
 
-    A band or jobcentre with too few treated or comparison occasions is absent. These are
+    A band or jobcentre with too few treated or comparison occasions is absent.
+    `band_intervals_checked`: whether the band intervals passed the truth check
+    (evaluation/known_limits.json; absent in evaluations published before it existed: treat as false). These are
     statements about similar citizens, never derived from a model's explanation.
     """
     settings = settings or get_settings()
