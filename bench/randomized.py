@@ -21,25 +21,10 @@ import time
 import numpy as np
 import pandas as pd
 
+from evaluation.synthetic import TRIAL_COVARIATES as COVARIATES
+from evaluation.synthetic import draw_trial
+
 Z95 = 1.959963984540054
-SHARE_TREATED = 0.65
-LOG_ODDS_EFFECT = 0.35
-COVARIATES = [f"x{i}" for i in range(10)]
-
-
-def draw_trial(rows: int, seed: int) -> tuple[pd.DataFrame, float]:
-    """One trial: the table (treated, job, x0..x9) and its true effect on the treated."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(rows, len(COVARIATES)))
-    X[:, 5:] = (X[:, 5:] > 0).astype(float)                  # half the covariates binary, as in a register
-    coefficients = np.array([0.6, -0.4, 0.3, 0.0, 0.2, 0.5, -0.3, 0.0, 0.2, 0.1])
-    base = -0.2 + X @ coefficients
-    treated = (rng.random(rows) < SHARE_TREATED).astype(int)
-    p0 = 1 / (1 + np.exp(-base))
-    p1 = 1 / (1 + np.exp(-(base + LOG_ODDS_EFFECT)))
-    job = (rng.random(rows) < np.where(treated == 1, p1, p0)).astype(int)
-    frame = pd.DataFrame(X, columns=COVARIATES).assign(treated=treated, job=job)
-    return frame, float((p1 - p0)[treated == 1].mean())
 
 
 def difference_in_means(frame: pd.DataFrame) -> tuple[float, float]:
