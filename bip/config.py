@@ -101,7 +101,7 @@ class Settings(BaseSettings):
     follow_up_3m_days: tuple[int, int] = (45, 135)
     follow_up_6m_days: tuple[int, int] = (135, 225)
     evaluation_folds: int = 4                        # cross-fitting folds, grouped by person (x evaluation_repeats)
-    evaluation_repeats: int = 2                      # cross-fits over fresh fold assignments, median-aggregated
+    evaluation_repeats: int = Field(2, ge=1)         # cross-fits over fresh fold assignments, median-aggregated
     sensitivity: bool = True                         # omitted-variable-bias bounds for observational estimates
     sensitivity_benchmarks: tuple[str, ...] = ("job_search",)  # BIP mode: covariate groups refitted without,
                                                      # as "a hidden factor as strong as"; () = none (saves a refit each)

@@ -96,7 +96,7 @@ def _apply(model, X, binary):
 
 def cross_fit(X: np.ndarray, t: np.ndarray, y: np.ndarray | None, clusters: np.ndarray, seed: int = 0,
               folds: int = 5, trim: float = 0.02, estimand: str = "ATT", fold: np.ndarray | None = None,
-              propensity: float | None = None) -> Nuisances:
+              propensity: float | None = None, treated_outcome: bool = True) -> Nuisances:
     """Out-of-fold propensity and outcome predictions, with units flagged for trimming: for the
     ATE those with e outside [trim, 1 - trim]; for the ATT only those with e above 1 - trim
     (comparison units with small e get small weights anyway, and dropping treated units would
@@ -104,14 +104,16 @@ def cross_fit(X: np.ndarray, t: np.ndarray, y: np.ndarray | None, clusters: np.n
     treated arm's (a fit on the few treated rows) serves its sensitivity analysis.
 
     `propensity` given (a randomized design): that constant, no propensity model. `y` None:
-    propensity only.
+    propensity only. `treated_outcome` False: no treated-arm model for the ATT (mu1 stays zero;
+    only the sensitivity analysis reads it).
     """
     n = len(t)
     binary = y is not None and set(np.unique(y)) <= {0, 1}
     fold = fold_of(clusters, folds, seed) if fold is None else fold
     e, mu0, mu1 = np.full(n, propensity if propensity is not None else 0.0), np.zeros(n), np.zeros(n)
     ks = [int(k) for k in np.unique(fold)]
-    options = dict(seed=seed, binary=binary, estimand=estimand, propensity=propensity)
+    options = dict(seed=seed, binary=binary, estimand=estimand, propensity=propensity,
+                   treated_outcome=treated_outcome or estimand == "ATE")
     mapper = FOLD_MAP.get()
     if mapper is None:
         parts = [fit_fold(X, t, y, fold, k, **options) for k in ks]
@@ -126,7 +128,8 @@ def cross_fit(X: np.ndarray, t: np.ndarray, y: np.ndarray | None, clusters: np.n
     return Nuisances(e, mu0, mu1, kept)
 
 
-def fit_fold(X, t, y, fold, k: int, seed: int, binary: bool, estimand: str, propensity: float | None):
+def fit_fold(X, t, y, fold, k: int, seed: int, binary: bool, estimand: str, propensity: float | None,
+             treated_outcome: bool = True):
     """One fold of the cross-fit: models fitted on the other folds, predictions for fold k
     (propensity or None when it is known, mu0, mu1). A pure function of its inputs, so folds can
     run anywhere (see FOLD_MAP)."""
@@ -135,7 +138,8 @@ def fit_fold(X, t, y, fold, k: int, seed: int, binary: bool, estimand: str, prop
     mu0 = mu1 = np.zeros(int(test.sum()))
     if y is not None:
         mu0 = _apply(_fit_arm(X, y, train & (t == 0), binary, seed + k), X[test], binary)
-        mu1 = _apply(_fit_arm(X, y, train & (t == 1), binary, seed + k), X[test], binary)
+        if treated_outcome:
+            mu1 = _apply(_fit_arm(X, y, train & (t == 1), binary, seed + k), X[test], binary)
     return e, mu0, mu1
 
 
@@ -192,11 +196,11 @@ def repeat_seed(seed: int, s: int) -> int:
 
 def cross_fit_repeated(X: np.ndarray, t: np.ndarray, y: np.ndarray | None, clusters: np.ndarray, seed: int = 0,
                        folds: int = 5, repeats: int = 1, trim: float = 0.02, estimand: str = "ATT",
-                       propensity: float | None = None) -> list[Nuisances]:
+                       propensity: float | None = None, treated_outcome: bool = True) -> list[Nuisances]:
     """`repeats` cross-fits, each on its own random assignment of persons to folds (and its own
     model seeds): the input of the median aggregation in `aipw_repeated`."""
     return [cross_fit(X, t, y, clusters, seed=repeat_seed(seed, s), folds=folds, trim=trim, estimand=estimand,
-                      propensity=propensity) for s in range(repeats)]
+                      propensity=propensity, treated_outcome=treated_outcome) for s in range(repeats)]
 
 
 def aipw_repeated(y: np.ndarray, t: np.ndarray, repeats: list[Nuisances], clusters: np.ndarray,

@@ -163,7 +163,7 @@ def estimate_arrays(X: np.ndarray, names: list[str], t: np.ndarray, y: np.ndarra
     if repeats is None:
         repeats = cross_fit_repeated(X, t, y, clusters, seed=seed, folds=settings.evaluation_folds,
                                      repeats=settings.evaluation_repeats, trim=settings.trim, estimand=estimand,
-                                     propensity=share)
+                                     propensity=share, treated_outcome=settings.sensitivity and not randomized)
     nuisances = repeats[0]
     kept, e = nuisances.kept, nuisances.propensity
     if not randomized:
