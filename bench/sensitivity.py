@@ -79,7 +79,6 @@ def against_doubleml(rows: int, seed: int = 0) -> dict:
     long = cross_fit(X, t, y, clusters, seed=seed, folds=folds, fold=fold)
     mask = covariate_group(names, "a")
     short = cross_fit(X[:, ~mask], t, y, clusters, seed=seed, folds=folds, fold=fold)
-    ours = sensitivity_bounds(y, t, [long], clusters, benchmarks={"a": [short]})
     # DoubleML on the rows both fits kept (ours drops treated propensities above 1 - trim), same folds
     keep = long.kept & short.kept
     ours = sensitivity_bounds(y[keep], t[keep], [_subset(long, keep)], clusters[keep],
