@@ -100,8 +100,11 @@ class Settings(BaseSettings):
     treatment_window_days: int = 31                  # a kind starting within this many days is "treated"
     follow_up_3m_days: tuple[int, int] = (45, 135)
     follow_up_6m_days: tuple[int, int] = (135, 225)
-    evaluation_folds: int = 5                        # cross-fitting folds, grouped by person
-    variance_splits: int = 2                         # split-half halvings for the SE with nuisance error; 0 = off
+    evaluation_folds: int = 4                        # cross-fitting folds, grouped by person (x evaluation_repeats)
+    evaluation_repeats: int = Field(2, ge=1)         # cross-fits over fresh fold assignments, median-aggregated
+    sensitivity: bool = True                         # omitted-variable-bias bounds for observational estimates
+    sensitivity_benchmarks: tuple[str, ...] = ("job_search",)  # BIP mode: covariate groups refitted without,
+                                                     # as "a hidden factor as strong as"; () = none (saves a refit each)
     evaluation_threads: int = 1                      # BLAS/OpenMP threads per evaluation (1: no oversubscription)
     comparison_per_treated: int = 5                  # ATT: comparison occasions kept per treated one ...
     comparison_min: int = 40_000                     # ... but never fewer than this (below it: no subsampling)

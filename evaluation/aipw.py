@@ -1,9 +1,10 @@
 """Augmented inverse propensity weighting with cross-fitting, trimming and influence-function
-intervals, clustered by person (one person can contribute several occasions), plus a split-half
-variance that sees the nuisance models' own estimation error.
+intervals, clustered by person (one person can contribute several occasions), repeated over
+several fold assignments and aggregated by the median (so the interval also sees how much the
+estimate moves with the split).
 
 References: Robins, Rotnitzky & Zhao (1994); Chernozhukov et al. (2018) double/debiased ML; the
-ATT score follows their Section 5.1.
+ATT score follows their Section 5.1, the median aggregation over repeated splits their Section 3.4.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ FOLD_MAP: ContextVar = ContextVar("fold_map", default=None)
 class Nuisances:
     propensity: np.ndarray   # e(x) = P(T=1 | x), cross-fitted
     mu0: np.ndarray          # E[Y | T=0, x], cross-fitted
-    mu1: np.ndarray          # E[Y | T=1, x], cross-fitted (ATE only; zeros for the ATT)
+    mu1: np.ndarray          # E[Y | T=1, x], cross-fitted (the ATT's estimate does not use it; its
+                             # sensitivity analysis does, for the outcome's residual variance)
     kept: np.ndarray         # bool: inside the trimming bounds
 
 
@@ -40,8 +42,8 @@ class Estimate:
     n_treated: int
     n_control: int
     influence: np.ndarray = field(repr=False)
-    se_influence: float | None = None     # the clustered influence-function SE alone
-    se_split: float | None = None         # the split-half SE (nuisance error included), when computed
+    se_influence: float | None = None     # the clustered influence-function SE of the first fold assignment
+    repeats: list[float] = field(default_factory=list, repr=False)   # theta_s per fold assignment
 
     @property
     def ci(self) -> tuple[float, float]:
@@ -94,21 +96,24 @@ def _apply(model, X, binary):
 
 def cross_fit(X: np.ndarray, t: np.ndarray, y: np.ndarray | None, clusters: np.ndarray, seed: int = 0,
               folds: int = 5, trim: float = 0.02, estimand: str = "ATT", fold: np.ndarray | None = None,
-              propensity: float | None = None) -> Nuisances:
+              propensity: float | None = None, treated_outcome: bool = True) -> Nuisances:
     """Out-of-fold propensity and outcome predictions, with units flagged for trimming: for the
     ATE those with e outside [trim, 1 - trim]; for the ATT only those with e above 1 - trim
     (comparison units with small e get small weights anyway, and dropping treated units would
-    change the estimand). The ATT needs only the comparison arm's outcome model.
+    change the estimand). The ATT's estimate needs only the comparison arm's outcome model; the
+    treated arm's (a fit on the few treated rows) serves its sensitivity analysis.
 
     `propensity` given (a randomized design): that constant, no propensity model. `y` None:
-    propensity only.
+    propensity only. `treated_outcome` False: no treated-arm model for the ATT (mu1 stays zero;
+    only the sensitivity analysis reads it).
     """
     n = len(t)
     binary = y is not None and set(np.unique(y)) <= {0, 1}
     fold = fold_of(clusters, folds, seed) if fold is None else fold
     e, mu0, mu1 = np.full(n, propensity if propensity is not None else 0.0), np.zeros(n), np.zeros(n)
     ks = [int(k) for k in np.unique(fold)]
-    options = dict(seed=seed, binary=binary, estimand=estimand, propensity=propensity)
+    options = dict(seed=seed, binary=binary, estimand=estimand, propensity=propensity,
+                   treated_outcome=treated_outcome or estimand == "ATE")
     mapper = FOLD_MAP.get()
     if mapper is None:
         parts = [fit_fold(X, t, y, fold, k, **options) for k in ks]
@@ -123,7 +128,8 @@ def cross_fit(X: np.ndarray, t: np.ndarray, y: np.ndarray | None, clusters: np.n
     return Nuisances(e, mu0, mu1, kept)
 
 
-def fit_fold(X, t, y, fold, k: int, seed: int, binary: bool, estimand: str, propensity: float | None):
+def fit_fold(X, t, y, fold, k: int, seed: int, binary: bool, estimand: str, propensity: float | None,
+             treated_outcome: bool = True):
     """One fold of the cross-fit: models fitted on the other folds, predictions for fold k
     (propensity or None when it is known, mu0, mu1). A pure function of its inputs, so folds can
     run anywhere (see FOLD_MAP)."""
@@ -132,7 +138,7 @@ def fit_fold(X, t, y, fold, k: int, seed: int, binary: bool, estimand: str, prop
     mu0 = mu1 = np.zeros(int(test.sum()))
     if y is not None:
         mu0 = _apply(_fit_arm(X, y, train & (t == 0), binary, seed + k), X[test], binary)
-        if estimand == "ATE":
+        if treated_outcome:
             mu1 = _apply(_fit_arm(X, y, train & (t == 1), binary, seed + k), X[test], binary)
     return e, mu0, mu1
 
@@ -182,27 +188,35 @@ def aipw(y: np.ndarray, t: np.ndarray, nuisances: Nuisances, clusters: np.ndarra
     return Estimate(estimand, tau, se, int(t.sum()), int((1 - t).sum()), influence, se_influence=se)
 
 
-def split_half_se(X: np.ndarray, t: np.ndarray, y: np.ndarray, clusters: np.ndarray, seed: int, splits: int,
-                  trim: float, estimand: str, propensity: float | None = None) -> tuple[float, list[float]]:
-    """A standard error that includes the nuisance models' estimation error.
+def repeat_seed(seed: int, s: int) -> int:
+    """The seed of the s-th fold assignment; the first is `seed` itself (so one repetition is the
+    single cross-fit of before)."""
+    return seed + 7919 * s
 
-    The influence-function SE treats the fitted propensity and outcome models as if they were
-    the true ones; with a rare treatment and strong confounding their error is not negligible and
-    varies from sample to sample. Here persons are split into two halves; each half's estimate
-    uses nuisance models fitted on the other half only, so the two estimates have independent
-    nuisance errors and independent samples, and (a - b)^2 / 4 estimates the variance of their
-    mean, nuisance error included (conservatively: the models see half the data, not 4/5).
-    Repeating over `splits` random halvings averages these one-degree-of-freedom estimates.
-    Returns the SE and the differences a - b.
-    """
-    differences = []
-    for s in range(splits):
-        fold = fold_of(clusters, 2, seed + 7919 * (s + 1))
-        nuisances = cross_fit(X, t, y, clusters, seed=seed + 31 * (s + 1), trim=trim, estimand=estimand,
-                              fold=fold, propensity=propensity)
-        halves = [aipw(y, t, nuisances, clusters, estimand, subset=fold == h).estimate for h in (0, 1)]
-        differences.append(halves[0] - halves[1])
-    return float(np.sqrt(np.mean(np.square(differences)) / 4)), differences
+
+def cross_fit_repeated(X: np.ndarray, t: np.ndarray, y: np.ndarray | None, clusters: np.ndarray, seed: int = 0,
+                       folds: int = 5, repeats: int = 1, trim: float = 0.02, estimand: str = "ATT",
+                       propensity: float | None = None, treated_outcome: bool = True) -> list[Nuisances]:
+    """`repeats` cross-fits, each on its own random assignment of persons to folds (and its own
+    model seeds): the input of the median aggregation in `aipw_repeated`."""
+    return [cross_fit(X, t, y, clusters, seed=repeat_seed(seed, s), folds=folds, trim=trim, estimand=estimand,
+                      propensity=propensity, treated_outcome=treated_outcome) for s in range(repeats)]
+
+
+def aipw_repeated(y: np.ndarray, t: np.ndarray, repeats: list[Nuisances], clusters: np.ndarray,
+                  estimand: str = "ATT", subset: np.ndarray | None = None) -> Estimate:
+    """The estimate over several cross-fits, aggregated as in Chernozhukov et al. (2018, eq. 3.7
+    and the variance after it): theta = median of theta_s, variance = median of
+    se_s^2 + (theta_s - theta)^2, so the spread that comes from the random split itself enters the
+    interval instead of being ignored (one split) or guessed from two halves. Each se_s is the
+    person-clustered influence-function SE with G/(G-1). Counts are the first cross-fit's."""
+    estimates = [aipw(y, t, n, clusters, estimand, subset=subset) for n in repeats]
+    thetas = np.array([e.estimate for e in estimates])
+    theta = float(np.median(thetas))
+    variance = float(np.median(np.square([e.se for e in estimates]) + np.square(thetas - theta)))
+    first = estimates[0]
+    return Estimate(first.estimand, theta, float(np.sqrt(variance)), first.n_treated, first.n_control,
+                    first.influence, se_influence=first.se, repeats=thetas.tolist())
 
 
 def naive_difference(y: np.ndarray, t: np.ndarray, clusters: np.ndarray) -> Estimate:

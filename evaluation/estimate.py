@@ -14,11 +14,10 @@ from scipy import stats
 from bip.config import Settings, get_settings
 from evaluation.aipw import (
     Z95,
-    aipw,
+    aipw_repeated,
     balancing_weights,
-    cross_fit,
+    cross_fit_repeated,
     naive_difference,
-    split_half_se,
     standardized_mean_differences,
 )
 
@@ -144,19 +143,28 @@ def estimate_effect(frame: pd.DataFrame, treatment: str, outcome: str, covariate
 
 def estimate_arrays(X: np.ndarray, names: list[str], t: np.ndarray, y: np.ndarray, clusters: np.ndarray,
                     frame: pd.DataFrame, subgroups: list[str], estimand: str, seed: int, settings: Settings,
-                    design: str = "observational", unit: str = "row", nuisances=None) -> dict:
+                    design: str = "observational", unit: str = "row", repeats=None,
+                    benchmark_groups: list[str] | None = None) -> dict:
     """The estimation core on an encoded matrix (rows aligned with `frame`, used for subgroups).
 
-    Observational: propensity and outcome models cross-fitted by cluster; the interval uses the
-    larger of the clustered influence-function SE and the split-half SE (nuisance error
-    included). Randomized: the propensity is the known share treated (no model), so the
-    estimate is the experiment's difference adjusted for covariates only for precision.
+    Observational: propensity and outcome models cross-fitted by cluster; randomized: the
+    propensity is the known share treated (no model), so the estimate is the experiment's
+    difference adjusted for covariates only for precision. Either way the cross-fit is repeated
+    over `settings.evaluation_repeats` fold assignments (`repeats`: such a list, already fitted)
+    and aggregated by the median (`aipw_repeated`); the interval is the person-clustered
+    influence-function SE widened by the spread over the repetitions.
+
+    Observational estimates also get a sensitivity analysis (`evaluation.sensitivity`): bounds for
+    a hidden confounder, the robustness value, and benchmarks refitted without each covariate
+    group in `benchmark_groups` (None: the most imbalanced covariate).
     """
     randomized = design == "randomized"
     share = float(t.mean()) if randomized else None
-    if nuisances is None:
-        nuisances = cross_fit(X, t, y, clusters, seed=seed, folds=settings.evaluation_folds, trim=settings.trim,
-                              estimand=estimand, propensity=share)
+    if repeats is None:
+        repeats = cross_fit_repeated(X, t, y, clusters, seed=seed, folds=settings.evaluation_folds,
+                                     repeats=settings.evaluation_repeats, trim=settings.trim, estimand=estimand,
+                                     propensity=share, treated_outcome=settings.sensitivity and not randomized)
+    nuisances = repeats[0]
     kept, e = nuisances.kept, nuisances.propensity
     if not randomized:
         no_common_support = np.quantile(e[t == 1], 0.05) > np.quantile(e[t == 0], 0.95)
@@ -169,14 +177,13 @@ def estimate_arrays(X: np.ndarray, names: list[str], t: np.ndarray, y: np.ndarra
                                                      "control_after_trimming": int((1 - t[kept]).sum())},
                                        f"overlap: at least {settings.min_arm} of each arm left after trimming "
                                        "extreme propensities")
-    result = aipw(y, t, nuisances, clusters, estimand)
-    if settings.variance_splits > 0:
-        se_split, _ = split_half_se(X, t, y, clusters, seed, settings.variance_splits, settings.trim, estimand,
-                                    propensity=share)
-        result.se_split = se_split
-        result.se = max(result.se, se_split)
+    result = aipw_repeated(y, t, repeats, clusters, estimand)
     naive = naive_difference(y, t, clusters)
     diagnostics = _diagnostics(X, names, t, nuisances, estimand, settings, randomized)
+    sensitivity = None
+    if not randomized and settings.sensitivity:
+        sensitivity = _sensitivity(X, names, t, y, clusters, repeats, estimand, seed, settings, diagnostics,
+                                   benchmark_groups)
     low, high = result.ci
     trimming = (f"above {1 - settings.trim}" if estimand == "ATT"
                 else f"outside [{settings.trim}, {1 - settings.trim}]")
@@ -188,22 +195,46 @@ def estimate_arrays(X: np.ndarray, names: list[str], t: np.ndarray, y: np.ndarra
         method = (f"AIPW (doubly robust), {settings.evaluation_folds}-fold cross-fitting grouped by {unit}; "
                   "propensity: XGBoost trees averaged with logistic regression; outcome: XGBoost trees; "
                   f"propensities {trimming} trimmed")
-    method += ("; 95% interval from the larger of the influence-function SE (clustered by "
-               f"{unit}) and a split-half SE over {settings.variance_splits} halvings that includes the "
-               "nuisance models' estimation error" if settings.variance_splits > 0 else
-               f"; 95% interval from the influence function, clustered by {unit}")
+    method += (f"; cross-fitting repeated over {len(repeats)} random fold assignments, estimate = their median; "
+               f"95% interval from the influence function clustered by {unit}, widened by the spread over the "
+               "assignments (median of se_s^2 + (theta_s - theta)^2, Chernozhukov et al. 2018)")
     return {
         "estimand": estimand, "design": design, "estimate": result.estimate, "ci_low": low, "ci_high": high,
-        "se": result.se, "se_influence": result.se_influence, "se_split": result.se_split,
+        "se": result.se, "se_influence": result.se_influence, "repeats": len(repeats),
+        "estimates_by_fold_assignment": result.repeats,
         "n_treated": result.n_treated, "n_control": result.n_control, "unit": unit,
         "binary_outcome": bool(set(np.unique(y)) <= {0, 1}),
         "method": method,
         "naive": {"estimate": naive.estimate, "ci_low": naive.ci[0], "ci_high": naive.ci[1]},
         "diagnostics": diagnostics,
-        "subgroups": subgroup_effects(frame, subgroups, y, t, nuisances, clusters, estimand, settings),
+        "sensitivity": sensitivity,
+        "subgroups": subgroup_effects(frame, subgroups, y, t, repeats, clusters, estimand, settings),
         "seed": seed,
-        "_nuisances": nuisances,     # reused by progression effects; dropped from JSON
+        "_nuisances": nuisances,     # the first cross-fit, reused by progression effects; dropped from JSON
+        "_repeats": repeats,         # every cross-fit, for the sensitivity analysis; dropped from JSON
     }
+
+
+def _source_column(name: str) -> str:
+    """The covariate an encoded column came from (`col=level` one-hot, `col__missing` flag)."""
+    return name.split("=", 1)[0].removesuffix("__missing")
+
+
+def _sensitivity(X, names, t, y, clusters, repeats, estimand, seed, settings: Settings, diagnostics: dict,
+                 groups: list[str] | None) -> dict:
+    """The sensitivity analysis of an observational estimate, with its benchmarks refitted on the
+    first fold assignment (one cross-fit each)."""
+    from evaluation.sensitivity import benchmark_nuisances, covariate_group, sensitivity_bounds
+    if groups is None:   # generic mode: the observed covariate that differs most between the arms
+        smd = {_source_column(b["covariate"]): abs(b["smd_before"]) for b in diagnostics["balance"]}
+        groups = [max(smd, key=smd.get)] if smd else []
+    benchmarks = {}
+    for group in groups:
+        mask = covariate_group(names, group)
+        if mask.any() and not mask.all():
+            benchmarks[group] = benchmark_nuisances(X, t, y, clusters, mask, seed, settings.evaluation_folds, 1,
+                                                    settings.trim, estimand)
+    return sensitivity_bounds(y, t, repeats, clusters, estimand, benchmarks=benchmarks)
 
 
 def balance_test(X: np.ndarray, names: list[str], t: np.ndarray) -> dict:
@@ -269,11 +300,13 @@ def _diagnostics(X, names, t, nuisances, estimand, settings: Settings, randomize
     }
 
 
-def subgroup_effects(frame, columns, y, t, nuisances, clusters, estimand, settings: Settings) -> list[dict]:
-    """Effects within subgroups from the cross-fitted nuisances, each with its 95% interval and
+def subgroup_effects(frame, columns, y, t, repeats, clusters, estimand, settings: Settings) -> list[dict]:
+    """Effects within subgroups from the cross-fitted nuisances (median over the fold assignments,
+    as for the overall estimate), each with its 95% interval and
     a Bonferroni-adjusted interval over all subgroup estimates (so that all of them together
     cover their truths at least 95% of the time)."""
     out = []
+    nuisances = repeats[0]
     for column in columns:
         for value, index in frame.groupby(column, observed=True).groups.items():
             subset = np.zeros(len(frame), dtype=bool)
@@ -285,8 +318,9 @@ def subgroup_effects(frame, columns, y, t, nuisances, clusters, estimand, settin
                 out.append({**row, "estimate": None, "ci_low": None, "ci_high": None,
                             "note": "too few rows for an estimate"})
                 continue
-            est = aipw(y, t, nuisances, clusters, estimand, subset=subset)
-            out.append({**row, "estimate": est.estimate, "se": est.se, "ci_low": est.ci[0], "ci_high": est.ci[1]})
+            est = aipw_repeated(y, t, repeats, clusters, estimand, subset=subset)
+            out.append({**row, "estimate": est.estimate, "se": est.se, "se_influence": est.se_influence,
+                        "ci_low": est.ci[0], "ci_high": est.ci[1]})
     estimated = [s for s in out if s["estimate"] is not None]
     if estimated:
         z = float(stats.norm.ppf(1 - 0.05 / (2 * len(estimated))))

@@ -212,6 +212,58 @@ def _progression(result: dict) -> str:
               f"<th>6 {T('mdr.', 'months')}</th></tr>{body}</table>")
 
 
+def _benchmark_name(name: str) -> tuple[str, str]:
+    """A benchmark covariate group in words: an indicator's label, else the column name."""
+    schema = load_schema()
+    if name in schema:
+        da, en = labels(name, schema)
+        return f"vurderingerne af {esc(da.lower())}", f"the ratings of {esc(en.lower())}"
+    return f"kovariaten {esc(name)}", f"the covariate {esc(name)}"
+
+
+def _sensitivity(result: dict) -> str:
+    """Omitted-variable-bias bounds in words (evaluation.sensitivity), observational estimates only."""
+    s = result.get("sensitivity")
+    if not s:
+        return ""
+    binary = result.get("binary_outcome", True)
+    b, sc = s["bounds"], s["scenario"]
+    pct = lambda x, lang: _num(100 * x, lang, 1)  # noqa: E731
+    rng = lambda lo, hi, lang: f"{_effect(lo, binary, lang)} {'til' if lang == 'da' else 'to'} {_effect(hi, binary, lang)}"  # noqa: E731
+    unit_da, unit_en = ("procentpoint", "points") if binary else ("", "")
+    text = T(
+        f"En ikke-målt faktor, der forklarer {pct(sc['cf_y'], 'da')} % af den resterende variation i udfaldet og "
+        f"{pct(sc['cf_d'], 'da')} % af variationen i, hvem der starter, kunne flytte estimatet til mellem "
+        f"{rng(b['lower'], b['upper'], 'da')} {unit_da} (med statistisk usikkerhed: {rng(b['ci_lower'], b['ci_upper'], 'da')}). "
+        f"For at fjerne effekten helt skulle en ikke-målt faktor forklare mindst {pct(s['robustness_value'], 'da')} % af "
+        f"både den resterende variation i udfaldet og i, hvem der starter (robusthedsværdien); for at gøre den "
+        f"ikke-signifikant: {pct(s['robustness_value_ci'], 'da')} %.",
+        f"An unmeasured factor that explains {pct(sc['cf_y'], 'en')}% of the remaining variation in the outcome and "
+        f"{pct(sc['cf_d'], 'en')}% of the variation in who starts could move the estimate to between "
+        f"{rng(b['lower'], b['upper'], 'en')} {unit_en} (with statistical uncertainty: {rng(b['ci_lower'], b['ci_upper'], 'en')}). "
+        f"To erase the effect, an unmeasured factor would have to explain at least {pct(s['robustness_value'], 'en')}% of "
+        f"both the remaining variation in the outcome and in who starts (the robustness value); to make it "
+        f"not significant: {pct(s['robustness_value_ci'], 'en')}%.")
+    rows = ""
+    for name, m in (s.get("benchmarks") or {}).items():
+        da, en = _benchmark_name(name)
+        rows += "<li>" + T(
+            f"En skjult faktor lige så stærk som {da} (forklarer {pct(m['cf_y'], 'da')} % af udfaldets rest og "
+            f"{pct(m['cf_d'], 'da')} % af hvem der starter; de målte faktorer flyttede estimatet "
+            f"{_effect(m['delta_theta'], binary, 'da')} {unit_da}, når den blev udeladt): grænser "
+            f"{rng(m['lower'], m['upper'], 'da')} {unit_da}, med usikkerhed {rng(m['ci_lower'], m['ci_upper'], 'da')}.",
+            f"A hidden factor as strong as {en} (explains {pct(m['cf_y'], 'en')}% of the outcome's remainder and "
+            f"{pct(m['cf_d'], 'en')}% of who starts; leaving it out moved the estimate {_effect(m['delta_theta'], binary, 'en')} "
+            f"{unit_en}): bounds {rng(m['lower'], m['upper'], 'en')} {unit_en}, with uncertainty "
+            f"{rng(m['ci_lower'], m['ci_upper'], 'en')}.") + "</li>"
+    method = T("Metode: udeladt-variabel-grænser for dobbelt robuste estimater (Chernozhukov, Cinelli, Newey, Sharma "
+               "& Syrgkanis 2022) fra de krydstilpassede modeller; værste fald (rho = 1).",
+               "Method: omitted-variable-bias bounds for doubly robust estimates (Chernozhukov, Cinelli, Newey, Sharma "
+               "& Syrgkanis 2022) from the cross-fitted models; worst case (rho = 1).")
+    return (f"<h3>{T('Følsomhed over for skjulte forskelle', 'Sensitivity to hidden confounding')}</h3><p>{text}</p>"
+            + (f"<ul>{rows}</ul>" if rows else "") + f"<p><small>{method}</small></p>")
+
+
 def _assumptions(randomized: bool, bip: bool) -> str:
     if randomized:
         items = [T("Tildelingen var tilfældig som oplyst (lodtrækning), og ingen valgte selv gruppe.",
@@ -275,7 +327,7 @@ def _kind_section(result: dict, name_da: str, name_en: str, horizon: int | None,
     if "_propensity" in d:
         parts.append(f'<img alt="propensity overlap" src="{overlap_plot(d["_propensity"], d["_treated"])}">')
     parts.append(f'<img alt="covariate balance" src="{balance_plot(d["balance"], d["thresholds"]["smd"])}">')
-    parts += [_subgroups(result), _progression(result)]
+    parts += [_sensitivity(result), _subgroups(result), _progression(result)]
     return "".join(parts)
 
 

@@ -150,7 +150,7 @@ def _evaluate_bip(tables, schema, kind, horizon, estimand, seed, model, progress
                           "note": f"fewer than {settings.min_arm} treated or comparison occasions: no estimate"}
             continue
         result = estimate_arrays(X[rows], names, t, y_all[rows], clusters_all[rows], sub, BIP_SUBGROUPS, estimand,
-                                 seed, settings, unit="person")
+                                 seed, settings, unit="person", benchmark_groups=list(settings.sensitivity_benchmarks))
         result.update({"kind": k, "outcome": outcome, "treatment": f"{k} starts within "
                        f"{settings.treatment_window_days} days", "sampling": sampling})
         if progression:
@@ -172,6 +172,10 @@ def _evaluate_bip(tables, schema, kind, horizon, estimand, seed, model, progress
         "persons": int(table["person_id"].nunique()), "occasions": int(len(table)),
         "band_effects": band_effects(results, horizon, model is not None),
         "timing": timing,
+        # which band and jobcentre each occasion fell in, per kind the rows treated: for checks
+        # against a simulator's per-occasion truth (evaluation.check); dropped from JSON
+        "_occasions": table[["person_id", "as_of", "readiness_band", "jobcenter"]
+                            + [f"treated__{k}" for k in kinds] + [f"eligible__{k}" for k in kinds]],
     }
 
 
@@ -229,7 +233,10 @@ def _progression_effects(cohort, X, t, clusters, nuisances: Nuisances, estimand,
 
 def band_effects(results: dict, horizon: int, by_score: bool) -> dict:
     """Per kind, the effect on the treated by readiness band (and by jobcentre) with intervals:
-    the small artifact the caseworker page shows as "for citizens like this one"."""
+    the small artifact the caseworker page shows as "for citizens like this one". Each kind says
+    whether its band intervals passed the last truth check (`band_intervals_checked`, from
+    evaluation/known_limits.json); the caseworker page shows band effects only when they did."""
+    from evaluation.check import band_interval_check
     out = {}
     for kind, result in results.items():
         if result.get("estimate") is None:
@@ -242,7 +249,9 @@ def band_effects(results: dict, horizon: int, by_score: bool) -> dict:
                     "ci_high_points": 100 * s["ci_high"], "n_treated": s["n_treated"]}
         out[kind] = {"overall": {"effect_points": 100 * result["estimate"], "ci_low_points": 100 * result["ci_low"],
                                  "ci_high_points": 100 * result["ci_high"], "n_treated": result["n_treated"]},
-                     "by_band": rows["readiness_band"], "by_jobcenter": rows["jobcenter"]}
+                     "by_band": rows["readiness_band"], "by_jobcenter": rows["jobcenter"],
+                     "band_intervals_checked": band_interval_check(kind)["checked"],
+                     "interval": f"95%, median over {result.get('repeats', 1)} cross-fits, clustered by person"}
     return out
 
 

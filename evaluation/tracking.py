@@ -34,7 +34,7 @@ def log_evaluation(result: dict, title: str | None = None, settings: Settings | 
     kinds = result["kinds"] if result.get("mode") == "bip" else {result.get("kind", "effect"): result}
     params = {"mode": result.get("mode", "generic"), "estimand": result.get("estimand"), "seed": result.get("seed"),
               "kinds": ",".join(kinds), "min_arm": settings.min_arm, "trim": settings.trim,
-              "folds": settings.evaluation_folds, "variance_splits": settings.variance_splits,
+              "folds": settings.evaluation_folds, "repeats": settings.evaluation_repeats,
               "window_days": settings.treatment_window_days}
     if result.get("mode") == "bip":
         params.update({"horizon": result["horizon"], "persons": result["persons"], "occasions": result["occasions"],
@@ -89,9 +89,12 @@ def published_effects(settings: Settings | None = None) -> dict | None:
                                       "cuts": [0.03, 0.10], "labels": ["low", "middle", "high"]},
          "kinds": {kind: {"overall": {"effect_points", "ci_low_points", "ci_high_points", "n_treated"},
                           "by_band": {band: {...same four...}},
-                          "by_jobcenter": {jobcenter: {...same four...}}}}}
+                          "by_jobcenter": {jobcenter: {...same four...}},
+                          "band_intervals_checked": bool, "interval": str}}}
 
-    A band or jobcentre with too few treated or comparison occasions is absent. These are
+    A band or jobcentre with too few treated or comparison occasions is absent.
+    `band_intervals_checked`: whether the band intervals passed the truth check
+    (evaluation/known_limits.json; absent in evaluations published before it existed: treat as false). These are
     statements about similar citizens, never derived from a model's explanation.
     """
     settings = settings or get_settings()

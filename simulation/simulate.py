@@ -14,7 +14,13 @@ import pandas as pd
 from features.schema import IndicatorSchema, load_schema
 from simulation.cohort import cohort_tables, run_cohort
 from simulation.params import load_true_parameters
-from simulation.truth import HORIZONS, caseworker_change_effect, intervention_effects, truth_table
+from simulation.truth import (
+    HORIZONS,
+    caseworker_change_effect,
+    intervention_effects,
+    treated_effects_frame,
+    truth_table,
+)
 
 
 def optimism_effect(n: int, params, seed: int) -> dict:
@@ -50,7 +56,7 @@ def simulate(persons: int = 4000, seed: int = 7, out: str | Path = "data/bip",
 
 # what bip simulate writes; a folder holding anything else is not replaced
 SIMULATOR_FILES = {"persons.parquet", "measurements.parquet", "activities.parquet", "outcomes.parquet",
-                   "truth.json", "truth_probabilities.parquet", "summary.json"}
+                   "truth.json", "truth_probabilities.parquet", "summary.json", "truth_effects.parquet"}
 
 
 def _refuse_foreign_files(folder: Path) -> None:
@@ -114,8 +120,11 @@ def _simulate_into(out: Path, persons: int, seed: int, schema, params, paths: in
         progress=within("truth", "interventions", f"true probabilities ({paths} paths per occasion)"))
     probabilities.to_parquet(out / "truth_probabilities.parquet", index=False)
     effect_persons = 4000  # its own counterfactual cohort: enough persons for a stable ratio
+    per_occasion: list = []
     interventions = intervention_effects(params, run, occasions, effect_paths, seed + 2,
-                                         progress=within("interventions", "caseworker change", "true effect"))
+                                         progress=within("interventions", "caseworker change", "true effect"),
+                                         per_occasion=per_occasion)
+    treated_effects_frame(per_occasion).to_parquet(out / "truth_effects.parquet", index=False)
     progress(share("caseworker change"), "true effect of a caseworker change")
     caseworker_change = caseworker_change_effect(params, run, occasions, effect_paths, seed + 3)
     progress(share("optimism"), f"true effect of caseworker optimism ({effect_persons} persons twice)")

@@ -98,10 +98,12 @@ def _paired_p12(params, run, treated: State, control: State, month, paths, seed)
 
 
 def intervention_effects(params: TrueParameters, run: CohortRun, occasions, paths: int, seed: int,
-                         progress=None) -> dict:
+                         progress=None, per_occasion: list | None = None) -> dict:
     """True average effect on the treated of starting each kind at a measurement, on 12-month
     job chances, against not starting it then (later starts stay possible: the as-of-start
-    estimand an evaluator can target). `progress(fraction, kind)` as each kind starts."""
+    estimand an evaluator can target). `progress(fraction, kind)` as each kind starts.
+    `per_occasion`, a list: each kind's paired differences are appended to it as a frame
+    (see `treated_effects_frame`), so effects within any group of occasions can be computed."""
     person, month, day, state = occasions
     effects = {}
     for a, kind in enumerate(params.kinds):
@@ -118,6 +120,10 @@ def intervention_effects(params: TrueParameters, run: CohortRun, occasions, path
         control.exposed[:, a] = False
         with_it, without = _paired_p12(params, run, treated, control, month[started], paths, seed + 7919 * (a + 1))
         diff = with_it - without
+        if per_occasion is not None:
+            per_occasion.append(pd.DataFrame({
+                "person_id": run.people.person_id[person[started]], "as_of": _dates(day[started]), "kind": kind,
+                "effect_12m": diff, "p_12m_with": with_it, "p_12m_without": without}))
         effects[kind] = {
             "att_12m": float(diff.mean()),
             "mc_se": float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else None,
@@ -125,6 +131,18 @@ def intervention_effects(params: TrueParameters, run: CohortRun, occasions, path
             "n_treated_occasions": int(len(started)),
         }
     return effects
+
+
+def treated_effects_frame(per_occasion: list) -> pd.DataFrame:
+    """truth_effects.parquet: one row per treated occasion and kind (person_id, as_of, kind,
+    effect_12m = the paired 12-month difference with and without the start, p_12m_with,
+    p_12m_without). Its mean per kind is truth.json's att_12m; its mean within the evaluation's
+    readiness bands or jobcentres is the true effect there."""
+    columns = ["person_id", "as_of", "kind", "effect_12m", "p_12m_with", "p_12m_without"]
+    if not per_occasion:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(per_occasion, ignore_index=True)[columns].sort_values(["kind", "person_id", "as_of"],
+                                                                          ignore_index=True)
 
 
 def caseworker_change_effect(params: TrueParameters, run: CohortRun, occasions, paths: int, seed: int) -> dict:

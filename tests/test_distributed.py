@@ -65,6 +65,6 @@ def test_evaluation_folds_on_the_dask_cluster_equal_the_local_loop(client, small
     after = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.transition_counter)
     assert after > before   # the folds did run on the cluster
     a, b = local["kinds"]["virksomhedspraktik"], remote["kinds"]["virksomhedspraktik"]
-    for key in ("estimate", "ci_low", "ci_high", "se_influence", "se_split"):
+    for key in ("estimate", "ci_low", "ci_high", "se_influence", "se"):
         assert b[key] == pytest.approx(a[key], abs=1e-12), key
     assert [s["estimate"] for s in b["subgroups"]] == pytest.approx([s["estimate"] for s in a["subgroups"]], abs=1e-12)

@@ -140,7 +140,7 @@ def test_all_kinds_once_logged_published_and_served_by_band(small_tables, schema
     from evaluation.run import evaluate
     from evaluation.tracking import log_evaluation, publish_evaluation, published_effects
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    settings = Settings(evaluation_folds=2, variance_splits=0)      # small and quick: the plumbing is tested here
+    settings = Settings(evaluation_folds=2, evaluation_repeats=1)      # small and quick: the plumbing is tested here
     steps = []
     result = evaluate(small_tables, kind="all", schema=schema, progression=False, settings=settings,
                       progress=lambda fraction, message: steps.append(fraction))
@@ -188,10 +188,15 @@ def test_truth_check_rows_and_known_limits_for_the_report(tmp_path):
     assert len(rows) >= 3 and (rows["ci_low"] <= rows["estimate"]).all() and (rows["estimate"] <= rows["ci_high"]).all()
     assert (rows["covered"] == ((rows["ci_low"] <= rows["truth"]) & (rows["truth"] <= rows["ci_high"]))).all()
     written = json.loads(limits.read_text())
-    for kind, group in rows.groupby("kind"):
+    for kind, group in rows[rows["level"] == "overall"].groupby("kind"):
         assert written[kind]["coverage"] == round(float(group["covered"].mean()), 3)
         assert written[kind]["seeds"] == 2 and f"{int(group['covered'].sum())} af 2" in written[kind]["note_da"]
     assert sorted(rows["seed"].unique()) == [3, 4]   # both seeds, from two worker processes
+    # band effects against the per-occasion truth: a truth per band the evaluation estimated
+    bands = rows[rows["level"] == "readiness_band"]
+    assert len(bands) and set(bands["group"]) <= {"low", "middle", "high"} and (bands["n_truth"] > 0).all()
+    assert written["band_effects"]["estimates"] == len(bands)
+    assert written["band_effects"]["covered"] == int(bands["covered"].sum())
 
 
 def test_progression_outcome_with_its_own_missing_rows_is_fitted_like_the_others():

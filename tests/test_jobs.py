@@ -226,7 +226,7 @@ def test_published_band_effects_are_served_to_a_caseworker_key(service, small_ta
     from evaluation.run import evaluate
     from evaluation.tracking import log_evaluation, publish_evaluation
     client, keys, settings = service
-    quick = settings.model_copy(update={"evaluation_folds": 2, "variance_splits": 0})
+    quick = settings.model_copy(update={"evaluation_folds": 2, "evaluation_repeats": 1})
     result = evaluate(small_tables, kind="all", progression=False, settings=quick)
     publish_evaluation(log_evaluation(result, settings=settings), settings)
     answer = client.get("/v1/evaluations/published", headers=keys["caseworker"])

@@ -245,7 +245,15 @@ PUBLISHED = {"run_id": "r1", "published_at": "2026-11-28T12:00:00Z", "horizon_mo
                                               "by_band": {band: {"effect_points": effect, "ci_low_points": effect - 2,
                                                                  "ci_high_points": effect + 3, "n_treated": 100}
                                                           for band, effect in (("low", 1.2), ("middle", 4.1),
-                                                                               ("high", 6.5))}}}}
+                                                                               ("high", 6.5))},
+                                              "band_intervals_checked": True},
+                       # band intervals that failed the truth check: never shown to a caseworker
+                       "loentilskud": {"overall": {"effect_points": 7.0, "ci_low_points": 4.0,
+                                                   "ci_high_points": 10.0, "n_treated": 200},
+                                       "by_band": {band: {"effect_points": 7.0, "ci_low_points": 4.0,
+                                                          "ci_high_points": 10.0, "n_treated": 60}
+                                                   for band in ("low", "middle", "high")},
+                                       "band_intervals_checked": False}}}
 PUBLISHED_STUB = """
 const published = arguments[0], real = window.fetch;
 window.fetch = (url, options) => String(url).endsWith('/v1/evaluations/published')
@@ -409,7 +417,9 @@ def test_caseworker_phone_english(server, browser, axe):
     effect = PUBLISHED["kinds"]["virksomhedspraktik"]["by_band"][band]
     panel = browser.find_element(By.ID, "what-works")
     assert panel.is_displayed() and "not a prediction for this citizen" in panel.text
-    row = browser.find_element(By.CSS_SELECTOR, "#what-works-table tbody tr")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#what-works-table tbody tr")
+    assert [r.get_attribute("data-kind") for r in rows] == ["virksomhedspraktik"]   # loentilskud: unchecked
+    row = rows[0]
     assert row.get_attribute("data-kind") == "virksomhedspraktik" and "Company internship" in row.text
     assert pp(effect["effect_points"], "en") in row.text
     assert f"{num(effect['ci_low_points'], 'en')} – {num(effect['ci_high_points'], 'en')}" in row.text

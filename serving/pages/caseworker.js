@@ -458,7 +458,9 @@ function publishedBand(bands) {
 function renderWhatWorks() {
   const panel = $("what-works"), pub = last.published;
   const band = pub && pub.kinds && pub.bands ? publishedBand(pub.bands) : null;
-  const rows = band ? Object.entries(pub.kinds).filter(([, k]) => k.by_band && k.by_band[band]).map(([kind, k]) => ({ kind, e: k.by_band[band] })) : [];
+  // only kinds whose band intervals passed the truth check (evaluation/known_limits.json)
+  const rows = band ? Object.entries(pub.kinds).filter(([, k]) => k.band_intervals_checked === true && k.by_band && k.by_band[band])
+    .map(([kind, k]) => ({ kind, e: k.by_band[band] })) : [];
   panel.hidden = !rows.length;
   if (!rows.length) return;
   document.querySelector("#what-works-table tbody").replaceChildren(...rows.map(({ kind, e }) =>
