@@ -22,11 +22,11 @@ from serving.jobs import JobStore
 from serving.keys import KeyStore
 from serving.middleware import AuditTrail, Authenticate, BodyLimit
 from serving.observability import RequestObservability, configure_logging
-from serving.routes import citizens, cohorts, evaluations, jobs, model, monitoring, pages, score, service
+from serving.routes import citizens, cohorts, evaluations, jobs, model, monitoring, pages, score, service, v2
 from serving.security import install_security
 
 log = logging.getLogger("bip.serving")
-ROUTERS = (service, model, score, citizens, cohorts, evaluations, jobs, monitoring, pages)
+ROUTERS = (service, model, score, citizens, cohorts, evaluations, jobs, monitoring, pages, v2)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -100,7 +100,7 @@ class Authenticate:
 
 
 class AuditTrail:
-    """One audit line per /v1/ request once it is answered. The route is written as its template
+    """One audit line per /v1/ and /v2/ (Open Inference Protocol) request once it is answered. The route is written as its template
     (/v1/jobs/{job_id}), never the raw path; routes put the person ids they touched in
     scope["state"]["person_ids"] and they are written as salted pseudonyms."""
 
@@ -108,7 +108,7 @@ class AuditTrail:
         self.app, self.audit, self.holder = app, audit, holder
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+        if scope["type"] != "http" or not scope["path"].startswith(("/v1/", "/v2/")):
             return await self.app(scope, receive, send)
         start = time.perf_counter()
         state = scope.setdefault("state", {})

@@ -52,7 +52,7 @@ API_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 def _headers_for(path: str, content_type: str) -> dict[str, str]:
     html = content_type.startswith("text/html")
-    api = path.startswith("/v1/") or path in ("/health", "/ready", "/openapi.json")
+    api = path.startswith(("/v1/", "/v2/")) or path in ("/health", "/ready", "/openapi.json")
     out = dict(COMMON_HEADERS)
     if path.startswith(("/docs", "/redoc")):
         out["content-security-policy"] = DOCS_CSP
@@ -203,7 +203,7 @@ class AccessGate:
             response = JSONResponse(status_code=431, content={
                 "detail": f"request headers of {size} bytes; at most {self.max_header_bytes} (BIP_MAX_HEADER_BYTES)"})
             return await response(scope, receive, send)
-        if not scope["path"].startswith("/v1/"):
+        if not scope["path"].startswith(("/v1/", "/v2/")):
             return await self.app(scope, receive, send)
         address = (scope.get("client") or ("unknown",))[0]
         claimed = _claimed_key_id(headers)

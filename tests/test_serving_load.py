@@ -8,6 +8,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -115,3 +116,101 @@ def test_knowing_a_key_id_cannot_lock_its_owner_out(tmp_path):
     assert client.get("/v1/model", headers={"X-API-Key": wrong}).status_code == 401  # its first failure
     assert client.get("/v1/model", headers={"X-API-Key": wrong}).status_code == 429  # then refused for this key
     assert client.get("/v1/jobs/0123456789abcdef", headers={"X-API-Key": key}).status_code == 429  # now a guesser
+
+
+# --- the Open Inference Protocol (KServe V2 REST)
+
+@pytest.fixture(scope="module")
+def v2(tmp_path_factory, serving_store):
+    from serving.keys import add_key
+    from serving.main import create_app
+    folder = tmp_path_factory.mktemp("v2")
+    settings = Settings(keys_file=folder / "keys.json", audit_log=folder / "audit.jsonl",
+                        audit_salt_file=folder / "salt", jobs_dir=folder / "jobs", reload_interval_s=0,
+                        monitoring_db=folder / "monitoring.sqlite", failed_keys_per_address=10_000)
+    keys = {role: add_key(settings.keys_file, role)[1] for role in ("caseworker", "evaluator")}
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield client, {role: {"X-API-Key": key} for role, key in keys.items()}
+
+
+@pytest.fixture(scope="module")
+def scored_rows(serving_store, small_tables):
+    """Feature rows of a few citizens and their scores from the batch path (models.batch)."""
+    from models.batch import occasions_to_score
+    from models.store import load_scoring_model
+    model = load_scoring_model("models:/bip-employment@champion")
+    requests = occasions_to_score(small_tables["measurements"], "latest").head(5)
+    X = model.features(requests, small_tables).to_numpy()
+    frame = model.score_frame(requests, small_tables)
+    return model, X, frame
+
+
+def _json_rows(X):
+    return [[None if value != value else float(value) for value in row] for row in X]  # NaN -> null
+
+
+def test_v2_infer_gives_the_models_curve(v2, scored_rows):
+    client, keys = v2
+    model, X, frame = scored_rows
+    assert client.get("/v2/health/live").status_code == 200
+    assert client.get("/v2/health/ready").json() == {"ready": True}
+    meta = client.get("/v2/models/bip-employment", headers=keys["caseworker"]).json()
+    assert meta["inputs"] == [{"name": "features", "datatype": "FP64", "shape": [-1, X.shape[1]]}]
+    assert meta["parameters"]["feature_names"] == list(model.spec.names)
+    assert client.get("/v2/models/bip-employment/ready", headers=keys["caseworker"]).json()["ready"] is True
+    request = {"id": "r-1", "inputs": [{"name": "features", "shape": list(X.shape), "datatype": "FP64",
+                                        "data": _json_rows(X)}]}
+    answer = client.post("/v2/models/bip-employment/infer", json=request, headers=keys["caseworker"])
+    assert answer.status_code == 200, answer.text
+    out = {o["name"]: o for o in answer.json()["outputs"]}
+    assert answer.json()["id"] == "r-1" and answer.json()["model_version"] == "1"
+    H = len(model.horizons)
+    assert out["probability"]["shape"] == [len(X), H]
+    got = np.array(out["probability"]["data"]).reshape(len(X), H)
+    expected = frame[[f"probability_{h}m" for h in model.horizons]].to_numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    low = np.array(out["interval_low"]["data"]).reshape(len(X), H)
+    assert (low <= got + 1e-12).all()
+    # one input per feature (flat data, shape [n]) gives the same
+    per_feature = {"inputs": [{"name": name, "shape": [len(X)], "datatype": "FP32",
+                               "data": [row[k] for row in _json_rows(X)]} for k, name in enumerate(model.spec.names)],
+                   "outputs": [{"name": "probability"}]}
+    answer = client.post("/v2/models/bip-employment/infer", json=per_feature, headers=keys["caseworker"])
+    assert answer.status_code == 200, answer.text
+    assert [o["name"] for o in answer.json()["outputs"]] == ["probability"]
+    np.testing.assert_allclose(np.array(answer.json()["outputs"][0]["data"]).reshape(len(X), H), expected, rtol=1e-12)
+
+
+def test_v2_refuses_wrong_shapes_types_names_and_keys(v2, scored_rows):
+    client, keys = v2
+    model, X, _ = scored_rows
+    F = X.shape[1]
+    url = "/v2/models/bip-employment/infer"
+    row = _json_rows(X[:1])
+
+    def send(inputs, headers=keys["caseworker"], path=url, **extra):
+        return client.post(path, json={"inputs": inputs, **extra}, headers=headers)
+
+    tensor = {"name": "features", "shape": [1, F], "datatype": "FP64", "data": row}
+    assert send([tensor], headers={}).status_code == 401
+    assert send([tensor], headers=keys["evaluator"]).status_code == 403
+    cases = [
+        ([{**tensor, "shape": [1, F - 1]}], "inputs[0].shape"),
+        ([{**tensor, "shape": [2, F]}], "inputs[0].data"),
+        ([{**tensor, "datatype": "BYTES"}], "inputs[0].datatype"),
+        ([{**tensor, "data": [["x"] * F]}], "inputs[0].data[0]"),
+        ([{**tensor, "name": "feature"}], "inputs[0].name"),
+        ([{"name": model.spec.names[0], "shape": [1], "datatype": "FP64", "data": [1.0]}], "inputs"),
+        ([], "inputs"),
+    ]
+    for inputs, field in cases:
+        answer = send(inputs)
+        assert answer.status_code == 400, (field, answer.text)
+        assert answer.json()["errors"][0]["field"] == field and field in answer.json()["error"]
+    answer = send([tensor], outputs=[{"name": "shap"}])
+    assert answer.status_code == 400 and answer.json()["errors"][0]["field"] == "outputs[0].name"
+    answer = send([tensor], path="/v2/models/other/infer")
+    assert answer.status_code == 404 and "bip-employment" in answer.json()["error"]
+    assert client.get("/v2/models/other", headers=keys["caseworker"]).status_code == 404
+    assert client.post(url, content=b"[1, 2]", headers={**keys["caseworker"], "content-type": "application/json"}
+                       ).status_code == 422  # not an object: the service's own validation answer
