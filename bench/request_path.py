@@ -81,7 +81,7 @@ def main() -> None:
         await app({**scope, "headers": list(scope["headers"])}, receive, send)
         return sent[0]["status"]
 
-    from fastapi.responses import JSONResponse
+    from serving.deps import JSONAnswer
     from serving.citizen import score_citizen
     from serving.schemas import ScoreRequest
 
@@ -92,7 +92,7 @@ def main() -> None:
         result["as_of"] = result["as_of"].isoformat()
         if result["change"]["previous_as_of"] is not None:
             result["change"]["previous_as_of"] = result["change"]["previous_as_of"].isoformat()
-        JSONResponse(result).body
+        JSONAnswer(result).body  # the route's own encoder
 
     async def run() -> None:
         async with app.router.lifespan_context(app):
