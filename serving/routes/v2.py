@@ -49,7 +49,8 @@ async def model_ready(name: str, caller: Caseworker, current: CurrentModel):
     return _served(name, current) or {"name": current.name, "ready": True}
 
 
-@router.post("/v2/models/{name}/infer")
+@router.post("/v2/models/{name}/infer", responses={
+    400: {"description": "a wrong shape, datatype, value or input/output name: {error, detail, errors}"}})
 async def infer(name: str, request: Request, caller: Caseworker, current: CurrentModel, settings: AppSettings,
                 body: dict = Body(openapi_examples={"rows": {"summary": "one row of features in the model's order",
                                                             "value": {"inputs": [{"name": "features", "shape": [1, 3],
