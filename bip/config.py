@@ -54,7 +54,8 @@ class Settings(BaseSettings):
     min_age_years: int = 15
     max_header_bytes: int = 16 * 1024                # all request headers together; beyond: 431
     failed_keys_per_address: int = 20                # failed API keys per client address per window; then 429
-    failed_keys_per_key: int = 50                    # failed attempts at one key id (bip_<id>_...) per window
+    failed_keys_per_key: int = 50                    # failed attempts at one key id (bip_<id>_...) per window; then 429,
+                                                     # but only for addresses that failed themselves (no lockout of the owner)
     failed_keys_window_s: float = 60.0
     audit_refused_interval_s: float = 60.0           # unauthenticated requests: one summary line per interval
     max_listed_problems: int = 1000
@@ -122,6 +123,12 @@ class Settings(BaseSettings):
         """The generation marker beside the job store: rewritten on promote/reload, so every
         worker on this machine reloads within a second."""
         return self.jobs_dir / "model_generation"
+
+    @property
+    def failed_keys_db(self) -> Path:
+        """Failed API keys of every worker on this machine (SQLite beside the job store), so the
+        failed_keys_* limits hold for the service as a whole, not per worker."""
+        return self.jobs_dir / "failed_keys.sqlite"
 
     def training_params(self) -> dict[str, str]:
         """The training constants as flat strings, for mlflow.log_params."""

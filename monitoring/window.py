@@ -2,18 +2,23 @@
 by every worker through one small SQLite file. No ids, no rows, only counts.
 
 Each worker adds to its own counts in memory (no I/O on the request path) and writes them
-into the file at most every Settings.monitoring_flush_s seconds (an upsert per category, in
-one transaction), and when asked for the window. Days older than the window are deleted.
+into the file on a timer every Settings.monitoring_flush_s seconds (`flush_periodically`, run by
+every worker's lifespan, so an idle worker's counts arrive too), when asked for the window and
+at shutdown: an upsert per category, in one transaction. With flush_s <= 0 every observation is
+written at once (tests, one-off scripts). Days older than the window are deleted.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import sqlite3
 import threading
-import time
 from collections import defaultdict
 from datetime import date, timedelta
 from pathlib import Path
+
+log = logging.getLogger("bip.monitoring")
 
 _SCHEMA = """CREATE TABLE IF NOT EXISTS scored (
     day TEXT NOT NULL, model_version TEXT NOT NULL, aspect TEXT NOT NULL, category TEXT NOT NULL,
@@ -25,7 +30,6 @@ class ScoreWindow:
         self.path, self.window_days, self.flush_s = Path(path), window_days, flush_s
         self._pending: dict[tuple[str, str, str, str], int] = defaultdict(int)
         self._lock = threading.Lock()
-        self._last_flush = time.monotonic()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.execute(_SCHEMA)
@@ -42,14 +46,13 @@ class ScoreWindow:
             for aspect, categories in counts.items():
                 for category, n in categories.items():
                     self._pending[(day_text, str(model_version), aspect, category)] += int(n)
-        if time.monotonic() - self._last_flush >= self.flush_s:
+        if self.flush_s <= 0:  # immediate mode; otherwise the timer writes (flush_periodically)
             self.flush()
 
     def flush(self) -> None:
         """Write this worker's counts into the shared file."""
         with self._lock:
             pending, self._pending = self._pending, defaultdict(int)
-            self._last_flush = time.monotonic()
         if not pending:
             return
         oldest = (date.today() - timedelta(days=self.window_days + 1)).isoformat()
@@ -70,3 +73,18 @@ class ScoreWindow:
         for aspect, category, n in rows:
             out[aspect][category] = int(n)
         return dict(out)
+
+
+async def flush_periodically(window: ScoreWindow) -> None:
+    """Write `window`'s counts every flush_s seconds, off the event loop, until cancelled (each
+    worker runs one from its lifespan). A failed write is logged; its counts are lost, the
+    timer goes on."""
+    from starlette.concurrency import run_in_threadpool
+    if window.flush_s <= 0:
+        return
+    while True:
+        await asyncio.sleep(window.flush_s)
+        try:
+            await run_in_threadpool(window.flush)
+        except Exception:
+            log.exception("monitoring window: flush failed")

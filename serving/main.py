@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from bip.config import Settings, get_settings, use_settings
 from features.sources import open_source
 from monitoring.service import Monitor
+from monitoring.window import flush_periodically
 from serving.audit import AuditLog, load_salt
 from serving.errors import install_error_handlers
 from serving.holder import ModelHolder
@@ -21,11 +22,11 @@ from serving.jobs import JobStore
 from serving.keys import KeyStore
 from serving.middleware import AuditTrail, Authenticate, BodyLimit
 from serving.observability import RequestObservability, configure_logging
-from serving.routes import citizens, cohorts, evaluations, jobs, model, monitoring, pages, score, service
+from serving.routes import citizens, cohorts, evaluations, jobs, model, monitoring, pages, score, service, v2
 from serving.security import install_security
 
 log = logging.getLogger("bip.serving")
-ROUTERS = (service, model, score, citizens, cohorts, evaluations, jobs, monitoring, pages)
+ROUTERS = (service, model, score, citizens, cohorts, evaluations, jobs, monitoring, pages, v2)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -41,9 +42,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await run_in_threadpool(app.state.holder.load)
         if app.state.holder.current is not None:  # the drift reference, read before the first score
             await run_in_threadpool(app.state.monitor.profile, app.state.holder.current)
-        task = asyncio.create_task(_watch_champion(app))
+        tasks = [asyncio.create_task(_watch_champion(app)),
+                 asyncio.create_task(flush_periodically(app.state.monitor.window))]  # idle workers' counts too
         yield
-        task.cancel()
+        for task in tasks:
+            task.cancel()
         app.state.monitor.window.flush()  # this worker's last counts
         app.state.citizens.close()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from fastapi.responses import JSONResponse
-from starlette.routing import Match
+from starlette.routing import Match, Route
 
 from serving.audit import AuditLog
 from serving.keys import Caller, KeyStore
@@ -67,11 +67,21 @@ class Authenticate:
 
     def __init__(self, app, routes: list, keys: KeyStore, require_keys: bool = True):
         self.app, self.routes, self.keys, self.require_keys = app, routes, keys, require_keys
+        # the roles of each route, walked once; and the route of each (method, path) that a route
+        # without path parameters answers (bounded by the routes; paths with ids are not kept)
+        self._roles = {id(route): route_roles(route) for route in routes}
+        self._static: dict[tuple[str, str], object] = {}
 
     def _route(self, scope):
+        key = (scope["method"], scope["path"])
+        found = self._static.get(key)
+        if found is not None:
+            return found
         for route in self.routes:
             match, _ = route.matches(scope)
             if match == Match.FULL:
+                if isinstance(route, Route) and not route.param_convertors and len(self._static) < 1024:
+                    self._static[key] = route
                 return route
         return None
 
@@ -79,7 +89,7 @@ class Authenticate:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         route = self._route(scope)
-        roles = route_roles(route) if route is not None else None
+        roles = self._roles.get(id(route)) if route is not None else None
         if roles is None:
             return await self.app(scope, receive, send)
         key = dict(scope.get("headers") or []).get(b"x-api-key")
@@ -100,7 +110,7 @@ class Authenticate:
 
 
 class AuditTrail:
-    """One audit line per /v1/ request once it is answered. The route is written as its template
+    """One audit line per /v1/ and /v2/ (Open Inference Protocol) request once it is answered. The route is written as its template
     (/v1/jobs/{job_id}), never the raw path; routes put the person ids they touched in
     scope["state"]["person_ids"] and they are written as salted pseudonyms."""
 
@@ -108,7 +118,7 @@ class AuditTrail:
         self.app, self.audit, self.holder = app, audit, holder
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+        if scope["type"] != "http" or not scope["path"].startswith(("/v1/", "/v2/")):
             return await self.app(scope, receive, send)
         start = time.perf_counter()
         state = scope.setdefault("state", {})

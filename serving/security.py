@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import math
 import re
+import sqlite3
 import threading
 import time
-from collections import OrderedDict, deque
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -52,7 +52,7 @@ API_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 def _headers_for(path: str, content_type: str) -> dict[str, str]:
     html = content_type.startswith("text/html")
-    api = path.startswith("/v1/") or path in ("/health", "/ready", "/openapi.json")
+    api = path.startswith(("/v1/", "/v2/")) or path in ("/health", "/ready", "/openapi.json")
     out = dict(COMMON_HEADERS)
     if path.startswith(("/docs", "/redoc")):
         out["content-security-policy"] = DOCS_CSP
@@ -97,45 +97,56 @@ class SecurityHeaders:
 
 # --- failed-key rate limit and header bound
 
-class FailureWindow:
-    """Failed attempts per subject (a client address, or the key id a key claims) in a sliding
-    window; a subject at the limit is refused until its oldest failure leaves the window. Bounded
-    memory: the least recently failing subjects are forgotten beyond max_subjects."""
+class FailedKeys:
+    """Failed API keys of every worker, in one SQLite file (WAL) beside the job store: one row per
+    failure (client address, the key id the key claimed, time). Workers of one machine share it,
+    so N workers give the budget once, not N times.
 
-    def __init__(self, limit: int, window_s: float, max_subjects: int = 100_000):
-        self.limit, self.window_s, self.max_subjects = limit, window_s, max_subjects
-        self._failures: OrderedDict[str, deque] = OrderedDict()
+    The rules (docs/serving-load.md says why):
+    - an address with `per_address` failures in the window is refused, whatever key it sends;
+    - a key id with `per_key` failures in the window (guesses at one key's secret, e.g. from many
+      addresses) is refused, but only to addresses that have failed themselves in the window. The
+      owner, who knows the secret and sends no wrong keys, is never locked out by someone who
+      only knows the key id; a distributed guesser gets one wrong guess per address.
+    The request path reads one indexed count (an address with no failures stops there); only
+    failures write. Rows older than the window are deleted as failures are written."""
+
+    def __init__(self, path: Path, per_address: int, per_key: int, window_s: float):
+        self.path, self.per_address, self.per_key, self.window_s = Path(path), per_address, per_key, window_s
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # one connection per worker, used from the event loop only (the gate is async middleware)
+        self._db = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # a crash may lose the last failures; never corrupts
+        self._db.execute("CREATE TABLE IF NOT EXISTS failure (address TEXT NOT NULL, key_id TEXT, at REAL NOT NULL)")
+        self._db.execute("CREATE INDEX IF NOT EXISTS failure_address ON failure (address, at)")
+        self._db.execute("CREATE INDEX IF NOT EXISTS failure_key ON failure (key_id, at)")
         self._lock = threading.Lock()
 
-    def _recent(self, subject: str, now: float) -> deque | None:
-        times = self._failures.get(subject)
-        if times is not None:
-            while times and now - times[0] >= self.window_s:
-                times.popleft()
-        return times
+    def _wait(self, oldest: float | None, now: float) -> int:
+        return max(1, math.ceil(oldest + self.window_s - now)) if oldest is not None else 1
 
-    def retry_after(self, subject: str | None, now: float | None = None) -> int:
-        """Seconds until `subject` may try again; 0 when it may now."""
-        if subject is None:
-            return 0
-        now = time.monotonic() if now is None else now
+    def retry_after(self, address: str, key_id: str | None, now: float | None = None) -> int:
+        """Seconds until `address` may try again (with a key claiming `key_id`); 0 when it may now."""
+        now = time.time() if now is None else now
+        since = now - self.window_s
         with self._lock:
-            times = self._recent(subject, now)
-            if not times or len(times) < self.limit:
-                return 0
-            return max(1, math.ceil(times[0] + self.window_s - now))
+            n, oldest = self._db.execute("SELECT COUNT(*), MIN(at) FROM failure WHERE address = ? AND at > ?",
+                                         (address, since)).fetchone()
+            if n == 0 or key_id is None:  # a clean address is never refused
+                return self._wait(oldest, now) if n >= self.per_address else 0
+            if n >= self.per_address:
+                return self._wait(oldest, now)
+            k, oldest_k = self._db.execute("SELECT COUNT(*), MIN(at) FROM failure WHERE key_id = ? AND at > ?",
+                                           (key_id, since)).fetchone()
+        return self._wait(oldest_k, now) if k >= self.per_key else 0
 
-    def fail(self, subject: str | None, now: float | None = None) -> None:
-        if subject is None:
-            return
-        now = time.monotonic() if now is None else now
+    def fail(self, address: str, key_id: str | None, now: float | None = None) -> None:
+        """Count one failed key from `address` claiming `key_id` (None: no key id in it)."""
+        now = time.time() if now is None else now
         with self._lock:
-            times = self._recent(subject, now) or deque(maxlen=self.limit)
-            times.append(now)
-            self._failures[subject] = times
-            self._failures.move_to_end(subject)
-            while len(self._failures) > self.max_subjects:
-                self._failures.popitem(last=False)
+            self._db.execute("INSERT INTO failure VALUES (?, ?, ?)", (address, key_id, now))
+            self._db.execute("DELETE FROM failure WHERE at <= ?", (now - self.window_s,))
 
 
 KEY_ID = re.compile(rb"^bip_([0-9a-f]{8})_")
@@ -146,7 +157,7 @@ def _claimed_key_id(headers: list) -> str | None:
     for name, value in headers:
         if name == b"x-api-key":
             found = KEY_ID.match(value)
-            return found.group(1).decode() if found else "(malformed)"
+            return found.group(1).decode() if found else None  # no key id: the address limit alone
     return None
 
 
@@ -170,14 +181,14 @@ def _route_template(routes, scope) -> str:
 
 class AccessGate:
     """Outermost checks: header size (431), and failed-key limits per client address and per
-    claimed key (429 with Retry-After) on /v1 routes. A 401 from authentication counts as a
+    claimed key, shared by all workers (429 with Retry-After; FailedKeys) on /v1 routes. A 401 from authentication counts as a
     failure; refused requests reach the audit as counts per route template, not as lines."""
 
     def __init__(self, app, routes: list, audit: AuditLog, settings: Settings):
         self.app, self._routes, self.audit = app, routes, audit
         self.max_header_bytes = settings.max_header_bytes
-        self.by_address = FailureWindow(settings.failed_keys_per_address, settings.failed_keys_window_s)
-        self.by_key = FailureWindow(settings.failed_keys_per_key, settings.failed_keys_window_s)
+        self.failures = FailedKeys(settings.failed_keys_db, settings.failed_keys_per_address,
+                                   settings.failed_keys_per_key, settings.failed_keys_window_s)
 
     @property
     def routes(self) -> list:
@@ -192,11 +203,11 @@ class AccessGate:
             response = JSONResponse(status_code=431, content={
                 "detail": f"request headers of {size} bytes; at most {self.max_header_bytes} (BIP_MAX_HEADER_BYTES)"})
             return await response(scope, receive, send)
-        if not scope["path"].startswith("/v1/"):
+        if not scope["path"].startswith(("/v1/", "/v2/")):
             return await self.app(scope, receive, send)
         address = (scope.get("client") or ("unknown",))[0]
         claimed = _claimed_key_id(headers)
-        wait = max(self.by_address.retry_after(address), self.by_key.retry_after(claimed))
+        wait = self.failures.retry_after(address, claimed)
         if wait:
             self.audit.refused(_route_template(self.routes, scope), 429)
             response = JSONResponse(status_code=429, headers={"Retry-After": str(wait)}, content={
@@ -211,8 +222,7 @@ class AccessGate:
 
         await self.app(scope, receive, sending)
         if status.get("code") == 401:
-            self.by_address.fail(address)
-            self.by_key.fail(claimed)
+            self.failures.fail(address, claimed)
             self.audit.refused(_route_template(self.routes, scope), 401)
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import date
 
 from fastapi import APIRouter, Body, Request
-from fastapi.responses import JSONResponse
 
 from features.schema import load_schema
 from serving.citizen import score_citizen
-from serving.deps import Caseworker, CurrentModel, model_ref
+from serving.deps import Caseworker, CurrentModel, JSONAnswer, model_ref
 from serving.examples import example_body
 from serving.observability import record_score, window_observer
 from serving.schemas import ScoreRequest, ScoreResponse
@@ -33,4 +32,4 @@ async def score(request: Request, caller: Caseworker, current: CurrentModel,
     change = result["change"]
     if change["previous_as_of"] is not None:
         change["previous_as_of"] = change["previous_as_of"].isoformat()
-    return JSONResponse({**result, "model": model_ref(current)})
+    return JSONAnswer({**result, "model": model_ref(current)})
