@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from evaluation.aipw import Z95
+from evaluation.limits import BAND_COVERAGE_CHECKED
 from features.contract import ACTIVITY_KINDS
 from features.schema import load_schema
 
@@ -147,26 +148,6 @@ def summarise(frame: pd.DataFrame) -> pd.DataFrame:
         coverage_influence_only=("covered_influence_only", "mean"),
         naive_bias=("naive_error", "mean"), naive_coverage=("naive_covered", "mean"),
         treated=("n_treated", "mean"))
-
-
-BAND_COVERAGE_CHECKED = 0.90   # band intervals covering at least this share of their truths count as checked
-KNOWN_LIMITS = Path(__file__).with_name("known_limits.json")
-
-
-def band_interval_check(kind: str, path: Path = KNOWN_LIMITS) -> dict:
-    """Whether the last truth check found this kind's readiness-band intervals honest: their
-    coverage over the check's seeds at least BAND_COVERAGE_CHECKED, and so did all kinds' together.
-    {"checked": bool, "coverage": float | None, "estimates": int, "seeds": int}."""
-    try:
-        bands = json.loads(Path(path).read_text()).get("band_effects")
-    except (OSError, ValueError):
-        bands = None
-    if not bands:
-        return {"checked": False, "coverage": None, "estimates": 0, "seeds": 0}
-    coverage = bands.get("by_kind", {}).get(kind)
-    checked = bool(bands.get("checked") and coverage is not None and coverage >= bands.get("threshold", 1.0))
-    return {"checked": checked, "coverage": coverage, "estimates": bands.get("estimates", 0),
-            "seeds": bands.get("seeds", 0)}
 
 
 def known_limits(frame: pd.DataFrame, persons: int) -> dict:

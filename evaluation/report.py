@@ -10,8 +10,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
-from pathlib import Path
 
 import matplotlib
 
@@ -21,8 +19,8 @@ import numpy as np  # noqa: E402
 
 from features.schema import load_schema  # noqa: E402
 from features.names import labels  # noqa: E402  (kind and indicator names in both languages)
+from evaluation.limits import read_known_limits  # noqa: E402
 
-KNOWN_LIMITS = Path(__file__).with_name("known_limits.json")
 esc = html.escape
 
 
@@ -98,13 +96,6 @@ def _effect(x: float | None, binary: bool, language: str) -> str:
 
 def _both_effect(x, binary):
     return T(_effect(x, binary, "da"), _effect(x, binary, "en"))
-
-
-def _known_limits() -> dict:
-    try:
-        return json.loads(KNOWN_LIMITS.read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def _headline(result: dict, name_da: str, name_en: str, horizon: int | None) -> str:
@@ -298,7 +289,7 @@ def _kind_section(result: dict, name_da: str, name_en: str, horizon: int | None,
     d = result["diagnostics"]
     binary = result.get("binary_outcome", True)
     randomized = result.get("design") == "randomized"
-    limits = _known_limits().get(result.get("kind", ""), {}) if bip else {}
+    limits = read_known_limits().get(result.get("kind", ""), {}) if bip else {}
     warnings = [T(esc(w), esc(w)) for w in d["warnings"]]
     if limits:
         # from the last truth check (evaluation/known_limits.json); below 0.93 it is a warning

@@ -27,6 +27,7 @@ from evaluation.bip_mode import (
     check_kinds,
     covariate_names,
 )
+from evaluation.limits import band_interval_check
 from evaluation.estimate import (
     DESIGNS,
     EvaluationInputError,
@@ -236,7 +237,6 @@ def band_effects(results: dict, horizon: int, by_score: bool) -> dict:
     the small artifact the caseworker page shows as "for citizens like this one". Each kind says
     whether its band intervals passed the last truth check (`band_intervals_checked`, from
     evaluation/known_limits.json); the caseworker page shows band effects only when they did."""
-    from evaluation.check import band_interval_check
     out = {}
     for kind, result in results.items():
         if result.get("estimate") is None:

@@ -1,0 +1,32 @@
+"""The known limits of the evaluation's intervals, as the last truth check wrote them
+(evaluation/known_limits.json, made by `bip evaluate-check --limits`): the one reader of that file
+for the report, the band effects and the check itself."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+KNOWN_LIMITS = Path(__file__).with_name("known_limits.json")
+BAND_COVERAGE_CHECKED = 0.90   # band intervals covering at least this share of their truths count as checked
+
+
+def read_known_limits(path: Path = KNOWN_LIMITS) -> dict:
+    """The file's content; {} when it is missing or unreadable (no check has been run)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def band_interval_check(kind: str, path: Path = KNOWN_LIMITS) -> dict:
+    """Whether the last truth check found this kind's readiness-band intervals honest: their
+    coverage over the check's seeds at least BAND_COVERAGE_CHECKED, and so did all kinds' together.
+    {"checked": bool, "coverage": float | None, "estimates": int, "seeds": int}."""
+    bands = read_known_limits(path).get("band_effects")
+    if not bands:
+        return {"checked": False, "coverage": None, "estimates": 0, "seeds": 0}
+    coverage = bands.get("by_kind", {}).get(kind)
+    checked = bool(bands.get("checked") and coverage is not None and coverage >= bands.get("threshold", 1.0))
+    return {"checked": checked, "coverage": coverage, "estimates": bands.get("estimates", 0),
+            "seeds": bands.get("seeds", 0)}
