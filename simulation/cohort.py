@@ -129,7 +129,7 @@ def run_cohort(n: int, params: TrueParameters, seed: int, optimism: float | None
     if params.realism is not None:
         state.trait = np.random.default_rng(hidden_seed).standard_normal(n)
         state.leniency = np.zeros(n)
-        posterior = TraitPosterior(n)
+        posterior = TraitPosterior(n) if keep_snapshots else None  # only the truth needs it
     engine = Engine(params, world, np.random.default_rng(run_seed), posterior)
     register_end = np.datetime64(params.raw["schedule"]["register_end"][:7], "M")
     register_months = int(np.searchsorted(world.month_start, _day(str(register_end) + "-01"))) + 1

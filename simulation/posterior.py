@@ -49,17 +49,19 @@ class TraitPosterior:
         upper = np.where(value >= high_end - 1e-9, np.inf, value + 0.5)
         nodes = self.nodes if common_sd > 0 else np.zeros(1)
         log_weights = self.log_weights if common_sd > 0 else np.zeros(1)
-        shift = loading[None, None, :] * self.grid[:, None, None] + common_sd * nodes[None, :, None]  # (G, Q, K)
+        loaded = loading != 0
+        grid = self.grid[:, None, None]
         for lo in range(0, len(rows), _CHUNK):
             part = slice(lo, lo + _CHUNK)
-            mean = base[part][:, None, None, :] + shift[None]
-            a = (lower[part][:, None, None, :] - mean) / noise_sd
-            b = (upper[part][:, None, None, :] - mean) / noise_sd
-            # P(a < Z < b), computed on the side of the distribution where it does not cancel
-            flip = a > 0
-            prob = np.where(flip, ndtr(-a) - ndtr(-b), ndtr(b) - ndtr(a))
-            log_prob = np.log(np.maximum(prob, 1e-300))
-            self.loglik[rows[part]] += logsumexp(log_prob.sum(axis=-1) + log_weights, axis=-1)
+            shared = common_sd * nodes[None, None, :, None]                              # (1, 1, Q, 1)
+            # indicators the trait does not load on depend on it only through the shared noise:
+            # their product is computed once per node, not once per grid value
+            free = _log_interval(lower[part][:, None, None, ~loaded], upper[part][:, None, None, ~loaded],
+                                 base[part][:, None, None, ~loaded] + shared, noise_sd).sum(axis=-1)   # (n, 1, Q)
+            mean = base[part][:, None, None, loaded] + loading[loaded] * grid + shared           # (n, G, Q, K1)
+            tied = _log_interval(lower[part][:, None, None, loaded], upper[part][:, None, None, loaded],
+                                 mean, noise_sd).sum(axis=-1)                                      # (n, G, Q)
+            self.loglik[rows[part]] += logsumexp(free + tied + log_weights, axis=-1)
 
     def before_assignment(self, rows: np.ndarray) -> None:
         self.before[rows] = self.loglik[rows]
@@ -70,6 +72,14 @@ class TraitPosterior:
         log_post -= log_post.max(axis=1, keepdims=True)
         post = np.exp(log_post)
         return post / post.sum(axis=1, keepdims=True)
+
+
+def _log_interval(lower, upper, mean, sd):
+    """log P(lower < mean + sd * Z < upper), on the side of the distribution where the two
+    normal probabilities do not cancel."""
+    a, b = (lower - mean) / sd, (upper - mean) / sd
+    flip = a > 0
+    return np.log(np.maximum(ndtr(np.where(flip, -a, b)) - ndtr(np.where(flip, -b, a)), 1e-300))
 
 
 def draw(weights: np.ndarray, paths: int, grid: np.ndarray, rng: np.random.Generator) -> np.ndarray:
