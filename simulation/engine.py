@@ -107,9 +107,10 @@ class Engine:
             return state.caseworker_rating
         return state.caseworker_rating - state.leniency[:, None] * self.signal
 
-    def readiness(self, state: State) -> np.ndarray:
-        """Weighted mean of the caseworker's signal ratings (belief excluded)."""
-        return self.corrected(state) @ self.p.readiness_weights
+    def assignment_readiness(self, state: State) -> np.ndarray:
+        """The readiness a caseworker assigns programmes by: from the ratings as recorded (a
+        lenient rater acts on their own lenient rating), so rater offsets do not confound."""
+        return state.caseworker_rating @ self.p.readiness_weights
 
     def log_hazard(self, state: State, month: np.ndarray) -> np.ndarray:
         """Monthly cloglog job hazard for the month starting at `month`, from the measured state
@@ -243,7 +244,7 @@ class Engine:
     def assign(self, state: State, idx: np.ndarray, day: np.ndarray, draws: dict, starts: list | None):
         """Caseworkers start activities at a measurement, by readiness (confounded)."""
         p = self.p
-        readiness = self.readiness(state.take(idx)) if len(idx) else np.zeros(0)
+        readiness = self.assignment_readiness(state.take(idx)) if len(idx) else np.zeros(0)
         logit = p.assign_intercept + p.assign_readiness * (readiness[:, None] - 3.0)
         if p.realism is None:
             prob = _sigmoid(logit)

@@ -178,7 +178,7 @@ def trait_confounding(params: TrueParameters, run: CohortRun, occasions, oracle_
     before = occasion_trait_weights(run, before_assignment=True)
     grid, r = run.posterior.grid, params.realism
     engine = Engine(params, run.world, np.random.default_rng(0))
-    readiness = engine.readiness(state)
+    readiness = engine.assignment_readiness(state)
     out = {}
     for a, kind in enumerate(params.kinds):
         started = state.active[:, a] & (state.activity_age[:, a] == 0) & (state.activity_start[:, a] == day)
