@@ -170,7 +170,11 @@ def main() -> None:
     parser.add_argument("--no-training", action="store_true")
     parser.add_argument("--no-evaluation", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "realism")
+    parser.add_argument("--table", action="store_true", help="print the markdown tables of <out>/results.jsonl")
     args = parser.parse_args()
+    if args.table:
+        print(markdown_tables([json.loads(line) for line in open(args.out / "results.jsonl")]))
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     for regime in args.regimes:
         for persons in args.persons:
@@ -188,6 +192,45 @@ def main() -> None:
                     print_evaluation(row)
                 with open(args.out / "results.jsonl", "a") as handle:
                     handle.write(json.dumps(row, default=float) + "\n")
+
+
+def markdown_tables(rows: list[dict]) -> str:
+    """The docs' tables: per run and horizon the chosen model's figures; the evaluation per kind."""
+    out = ["| regime | persons | seed | chosen (oot log loss 12m: xgb / logit) | h | ROC AUC | oracle | ratio | ECE | "
+           "oracle ECE | ECE form skipped | worst ECE by rater leniency quintile (oracle) | rater z SD (oracle) | "
+           "monitoring: expected / realized AUC | expected / realized rate | curve decreasing |",
+           "|" + "---|" * 16]
+    for row in rows:
+        if "training" not in row:
+            continue
+        t = row["training"]
+        m = t["models"][t["chosen"]]
+        loss = t["test_log_loss_12m"]
+        for h, x in m["horizons"].items():
+            g, og, mon = x["groups"], x["oracle_groups"], x["monitoring"]
+            quint = max((v["ece"] for v in g.get("rater_leniency_quintile", {}).values()), default=None)
+            oquint = max((v["ece"] for v in og.get("rater_leniency_quintile", {}).values()), default=None)
+            out.append(
+                f"| {row['regime']} | {row['persons']:,} | {row['seed']} | {t['chosen']} ({loss['xgboost']:.4f} / "
+                f"{loss['logistic']:.4f}) | {h} | {x['roc_auc']:.3f} | {x['oracle_roc_auc']:.3f} | {x['auc_ratio']:.3f} | "
+                f"{x['ece']:.4f} | {x['oracle_ece']:.4f} | {g['citizen_form'].get('skipped', {}).get('ece', float('nan')):.4f} | "
+                + (f"{quint:.4f}" if quint is not None else "n/a")
+                + (f" ({oquint:.4f})" if oquint is not None else "") + " | "
+                f"{g['rater_dispersion']['z_sd']:.2f} ({og['rater_dispersion']['z_sd']:.2f}) | "
+                f"{mon['expected']['roc_auc']:.3f} / {mon['realized']['roc_auc']:.3f} | "
+                f"{mon['expected']['positive_rate']:.4f} [{mon['expected']['positive_rate_low']:.4f}, "
+                f"{mon['expected']['positive_rate_high']:.4f}] / {mon['realized']['positive_rate']:.4f} | "
+                f"{m['curve_decreasing_occasions']} |")
+    out += ["", "| regime | persons | seed | kind | estimate [95% interval] | truth | error | covered | naive error | "
+            "trait cf_y | trait cf_d (ATT) |", "|" + "---|" * 11]
+    for row in rows:
+        for kind, k in row.get("evaluation", {}).get("kinds", {}).items():
+            c = k["confounding"] or {}
+            out.append(f"| {row['regime']} | {row['persons']:,} | {row['seed']} | {kind} | {k['estimate']:+.4f} "
+                       f"[{k['ci_low']:+.4f}, {k['ci_high']:+.4f}] | {k['truth']:+.4f} | {k['error']:+.4f} | "
+                       f"{'yes' if k['covered'] else 'no'} | {k['naive_error']:+.4f} | "
+                       + (f"{c['cf_y']:.3f} | {c['cf_d_att']:.4f} |" if c else "n/a | n/a |"))
+    return "\n".join(out)
 
 
 def print_training(row: dict) -> None:
