@@ -138,6 +138,7 @@ def evaluation_figures(folder: Path, seed: int) -> dict:
     evaluation = evaluate_effects(tables, kind="all", seed=seed, schema=schema, progression=False)
     truth = json.loads((folder / "truth.json").read_text())
     out = {"seconds": time.perf_counter() - start, "kinds": {}}
+    with_trait = evaluation_with_trait(tables, schema, folder, seed) if (folder / "truth_trait.parquet").exists() else {}
     for kind, result in evaluation["kinds"].items():
         compared = compare_with_truth(result, folder / "truth.json", 12)
         if compared is None:
@@ -146,7 +147,37 @@ def evaluation_figures(folder: Path, seed: int) -> dict:
                               "truth": compared["true_att_12m"], "error": compared["error"],
                               "covered": compared["covered"], "naive_error": compared["naive_error"],
                               "confounding": truth.get("trait_confounding", {}).get(kind),
+                              "with_trait": with_trait.get(kind),
                               "sensitivity": sensitivity_bounds(result, truth.get("trait_confounding", {}).get(kind))}
+    return out
+
+
+def evaluation_with_trait(tables: dict, schema, folder: Path, seed: int) -> dict:
+    """The same evaluation with the hidden trait added to the covariates (only a simulator can):
+    if the trait is what confounds, this estimate's error is back to sampling error."""
+    from bip.config import get_settings
+    from evaluation.bip_mode import build_occasion_table, covariate_names
+    from evaluation.estimate import encode_covariates, estimate_arrays
+    from evaluation.run import _select_rows
+    settings = get_settings()
+    kinds = list(json.loads((folder / "truth.json").read_text())["intervention_effects"])
+    table = build_occasion_table(tables, schema, kinds, 12, settings.treatment_window_days, None,
+                                 bands=settings.rating_bands, progression=False)
+    trait = pd.read_parquet(folder / "truth_trait.parquet").set_index("person_id")["trait"]
+    table["hidden_trait"] = table["person_id"].map(trait).to_numpy()
+    X, names = encode_covariates(table, covariate_names(schema) + ["hidden_trait"])
+    X = X.astype(np.float32)
+    y, clusters = table["job_12m"].to_numpy(dtype=float), table["person_id"].astype(str).to_numpy()
+    truth = json.loads((folder / "truth.json").read_text())["intervention_effects"]
+    out = {}
+    for kind in kinds:
+        rows, _ = _select_rows(table, kind, "ATT", seed, settings)
+        t = table[f"treated__{kind}"].to_numpy()[rows]
+        r = estimate_arrays(X[rows], names, t, y[rows], clusters[rows], table.iloc[rows].reset_index(drop=True),
+                            [], "ATT", seed, settings, unit="person")
+        out[kind] = {"estimate": r["estimate"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
+                     "error": r["estimate"] - truth[kind]["att_12m"],
+                     "covered": bool(r["ci_low"] <= truth[kind]["att_12m"] <= r["ci_high"])}
     return out
 
 
@@ -222,14 +253,16 @@ def markdown_tables(rows: list[dict]) -> str:
                 f"{mon['expected']['positive_rate_high']:.4f}] / {mon['realized']['positive_rate']:.4f} | "
                 f"{m['curve_decreasing_occasions']} |")
     out += ["", "| regime | persons | seed | kind | estimate [95% interval] | truth | error | covered | naive error | "
-            "trait cf_y | trait cf_d (ATT) |", "|" + "---|" * 11]
+            "trait cf_y | trait cf_d (ATT) | with the trait as covariate: error (covered) |", "|" + "---|" * 12]
     for row in rows:
         for kind, k in row.get("evaluation", {}).get("kinds", {}).items():
             c = k["confounding"] or {}
             out.append(f"| {row['regime']} | {row['persons']:,} | {row['seed']} | {kind} | {k['estimate']:+.4f} "
                        f"[{k['ci_low']:+.4f}, {k['ci_high']:+.4f}] | {k['truth']:+.4f} | {k['error']:+.4f} | "
                        f"{'yes' if k['covered'] else 'no'} | {k['naive_error']:+.4f} | "
-                       + (f"{c['cf_y']:.3f} | {c['cf_d_att']:.4f} |" if c else "n/a | n/a |"))
+                       + (f"{c['cf_y']:.3f} | {c['cf_d_att']:.4f} |" if c else "n/a | n/a |")
+                       + (f" {k['with_trait']['error']:+.4f} ({'yes' if k['with_trait']['covered'] else 'no'}) |"
+                          if k.get("with_trait") else " n/a |"))
     return "\n".join(out)
 
 
@@ -261,12 +294,13 @@ def print_training(row: dict) -> None:
 def print_evaluation(row: dict) -> None:
     e = row["evaluation"]
     print(f"evaluation ({e['seconds']:.0f} s): kind, estimate [95% interval], truth, error, covered, naive error, "
-          "trait cf_y / cf_d(ATT)")
+          "trait cf_y / cf_d(ATT); with the trait as a covariate: error, covered")
     for kind, k in e["kinds"].items():
         c = k["confounding"] or {}
         print(f"  {kind:18s} {k['estimate']:+.4f} [{k['ci_low']:+.4f}, {k['ci_high']:+.4f}] {k['truth']:+.4f} "
               f"{k['error']:+.4f} {str(k['covered']):5s} {k['naive_error']:+.4f}  "
-              f"{c.get('cf_y', float('nan')):.3f} / {c.get('cf_d_att', float('nan')):.3f}")
+              f"{c.get('cf_y', float('nan')):.3f} / {c.get('cf_d_att', float('nan')):.3f}"
+              + (f"  {k['with_trait']['error']:+.4f} {k['with_trait']['covered']}" if k.get("with_trait") else ""))
     sys.stdout.flush()
 
 

@@ -52,7 +52,8 @@ def simulate(persons: int = 4000, seed: int = 7, out: str | Path = "data/bip",
 
 # what bip simulate writes; a folder holding anything else is not replaced
 SIMULATOR_FILES = {"persons.parquet", "measurements.parquet", "activities.parquet", "outcomes.parquet",
-                   "truth.json", "truth_probabilities.parquet", "summary.json"}
+                   "truth.json", "truth_probabilities.parquet", "summary.json",
+                   "truth_trait.parquet"}  # realistic regime: the hidden trait per person
 
 
 def _refuse_foreign_files(folder: Path) -> None:
@@ -143,6 +144,8 @@ def _simulate_into(out: Path, persons: int, seed: int, schema, params, paths: in
         "caseworker_optimism_effect": optimism,
     }
     if params.realism is not None:
+        pd.DataFrame({"person_id": run.people.person_id, "trait": run.trait}).to_parquet(
+            out / "truth_trait.parquet", index=False)
         truth_json["probability_method"]["description"] = (
             "forward simulation from each occasion's observed state, the hidden trait drawn (stratified) "
             "from its posterior given the observed history (a 41-point grid; survival, ratings, belief, "
