@@ -148,7 +148,8 @@ def evaluation_figures(folder: Path, seed: int) -> dict:
                               "covered": compared["covered"], "naive_error": compared["naive_error"],
                               "confounding": truth.get("trait_confounding", {}).get(kind),
                               "with_trait": with_trait.get(kind),
-                              "sensitivity": sensitivity_bounds(result, truth.get("trait_confounding", {}).get(kind))}
+                              "sensitivity": sensitivity_bounds(result, truth.get("trait_confounding", {}).get(kind),
+                                                                compared["true_att_12m"])}
     return out
 
 
@@ -181,16 +182,24 @@ def evaluation_with_trait(tables: dict, schema, folder: Path, seed: int) -> dict
     return out
 
 
-def sensitivity_bounds(result: dict, confounding: dict | None) -> dict | None:
-    """The omitted-variable-bias bounds at the hidden trait's true strength, when
-    evaluation/sensitivity.py (helper i19) is present; None otherwise."""
-    try:
-        from evaluation import sensitivity  # noqa: F401
-    except ImportError:
+def sensitivity_bounds(result: dict, confounding: dict | None, truth: float) -> dict | None:
+    """The omitted-variable-bias bounds (evaluation/sensitivity.py) at the hidden trait's true
+    strength (truth.json trait_confounding: cf_y, cf_d for the ATT, worst case rho = 1), and
+    whether they bracket the true effect. The bounds are theta -+ strength * sqrt(sigma2 * nu2);
+    their confidence bounds add the margins the report's own scenario has (the margin moves
+    little with the strength). None when the evaluation has no sensitivity analysis."""
+    s = result.get("sensitivity")
+    if not s or confounding is None:
         return None
-    if confounding is None or "sensitivity" not in result:
-        return None
-    return {"available": True}
+    cf_y, cf_d = confounding["cf_y"], confounding["cf_d_att"]
+    strength = float(np.sqrt(cf_y * cf_d / (1 - cf_d)))
+    b = s["bounds"]
+    lower, upper = s["estimate"] - strength * b["max_bias"], s["estimate"] + strength * b["max_bias"]
+    ci_lower, ci_upper = lower - (b["lower"] - b["ci_lower"]), upper + (b["ci_upper"] - b["upper"])
+    return {"cf_y": cf_y, "cf_d": cf_d, "strength": strength, "lower": lower, "upper": upper,
+            "ci_lower": ci_lower, "ci_upper": ci_upper, "brackets": bool(lower <= truth <= upper),
+            "ci_brackets": bool(ci_lower <= truth <= ci_upper), "robustness_value": s.get("robustness_value"),
+            "robustness_value_ci": s.get("robustness_value_ci")}
 
 
 def main() -> None:
@@ -253,7 +262,8 @@ def markdown_tables(rows: list[dict]) -> str:
                 f"{mon['expected']['positive_rate_high']:.4f}] / {mon['realized']['positive_rate']:.4f} | "
                 f"{m['curve_decreasing_occasions']} |")
     out += ["", "| regime | persons | seed | kind | estimate [95% interval] | truth | error | covered | naive error | "
-            "trait cf_y | trait cf_d (ATT) | with the trait as covariate: error (covered) |", "|" + "---|" * 12]
+            "trait cf_y | trait cf_d (ATT) | with the trait as covariate: error (covered) | "
+            "bound at the trait's strength, with uncertainty (brackets the truth) |", "|" + "---|" * 13]
     for row in rows:
         for kind, k in row.get("evaluation", {}).get("kinds", {}).items():
             c = k["confounding"] or {}
@@ -262,7 +272,9 @@ def markdown_tables(rows: list[dict]) -> str:
                        f"{'yes' if k['covered'] else 'no'} | {k['naive_error']:+.4f} | "
                        + (f"{c['cf_y']:.3f} | {c['cf_d_att']:.4f} |" if c else "n/a | n/a |")
                        + (f" {k['with_trait']['error']:+.4f} ({'yes' if k['with_trait']['covered'] else 'no'}) |"
-                          if k.get("with_trait") else " n/a |"))
+                          if k.get("with_trait") else " n/a |")
+                       + (f" [{k['sensitivity']['ci_lower']:+.4f}, {k['sensitivity']['ci_upper']:+.4f}] "
+                          f"({'yes' if k['sensitivity']['ci_brackets'] else 'no'}) |" if k.get("sensitivity") else " n/a |"))
     return "\n".join(out)
 
 
@@ -300,7 +312,10 @@ def print_evaluation(row: dict) -> None:
         print(f"  {kind:18s} {k['estimate']:+.4f} [{k['ci_low']:+.4f}, {k['ci_high']:+.4f}] {k['truth']:+.4f} "
               f"{k['error']:+.4f} {str(k['covered']):5s} {k['naive_error']:+.4f}  "
               f"{c.get('cf_y', float('nan')):.3f} / {c.get('cf_d_att', float('nan')):.3f}"
-              + (f"  {k['with_trait']['error']:+.4f} {k['with_trait']['covered']}" if k.get("with_trait") else ""))
+              + (f"  {k['with_trait']['error']:+.4f} {k['with_trait']['covered']}" if k.get("with_trait") else "")
+              + (f"  bound at the trait's strength [{k['sensitivity']['ci_lower']:+.4f}, {k['sensitivity']['ci_upper']:+.4f}]"
+                 f" brackets: {k['sensitivity']['ci_brackets']}, RVa {k['sensitivity']['robustness_value_ci']:.3f}"
+                 if k.get("sensitivity") else ""))
     sys.stdout.flush()
 
 
