@@ -213,7 +213,7 @@ def main() -> None:
     parser.add_argument("--table", action="store_true", help="print the markdown tables of <out>/results.jsonl")
     args = parser.parse_args()
     if args.table:
-        print(markdown_tables([json.loads(line) for line in open(args.out / "results.jsonl")]))
+        print(markdown_tables([json.loads(line) for line in open(args.out / "results.jsonl")], args.out))
         return
     args.out.mkdir(parents=True, exist_ok=True)
     for regime in args.regimes:
@@ -234,8 +234,9 @@ def main() -> None:
                     handle.write(json.dumps(row, default=float) + "\n")
 
 
-def markdown_tables(rows: list[dict]) -> str:
-    """The docs' tables: per run and horizon the chosen model's figures; the evaluation per kind."""
+def markdown_tables(rows: list[dict], out: Path | None = None) -> str:
+    """The docs' tables: per run and horizon the chosen model's figures; the evaluation per kind
+    (the trait's strength read from the cohort's truth.json in `out` when it is there)."""
     out = ["| regime | persons | seed | chosen (oot log loss 12m: xgb / logit) | h | ROC AUC | oracle | ratio | ECE | "
            "oracle ECE | ECE form skipped | worst ECE by rater leniency quintile (oracle) | rater z SD (oracle) | "
            "monitoring: expected / realized AUC | expected / realized rate | curve decreasing |",
@@ -265,8 +266,10 @@ def markdown_tables(rows: list[dict]) -> str:
             "trait cf_y | trait cf_d (ATT) | with the trait as covariate: error (covered) | "
             "bound at the trait's strength, with uncertainty (brackets the truth) |", "|" + "---|" * 13]
     for row in rows:
+        truth = None if out is None else out / f"{row['regime']}_{row['persons']}_{row['seed']}" / "truth.json"
+        current = json.loads(truth.read_text()).get("trait_confounding", {}) if truth and truth.exists() else {}
         for kind, k in row.get("evaluation", {}).get("kinds", {}).items():
-            c = k["confounding"] or {}
+            c = current.get(kind) or k["confounding"] or {}
             out.append(f"| {row['regime']} | {row['persons']:,} | {row['seed']} | {kind} | {k['estimate']:+.4f} "
                        f"[{k['ci_low']:+.4f}, {k['ci_high']:+.4f}] | {k['truth']:+.4f} | {k['error']:+.4f} | "
                        f"{'yes' if k['covered'] else 'no'} | {k['naive_error']:+.4f} | "

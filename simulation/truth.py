@@ -169,7 +169,8 @@ def trait_confounding(params: TrueParameters, run: CohortRun, occasions, oracle_
     - cf_d: the relative gain in the Riesz representer's second moment from the trait,
       1 - E[a_s^2] / E[a^2], for the ATT (a^2 ~ e / (1 - e)) and the ATE (a^2 ~ 1 / (e (1 - e))),
       with e = P(start | history, trait) exact and e_s its mean over the trait's posterior
-      before the start;
+      before the start; E[a^2] is taken over that posterior too (exact; a sample of true traits
+      gives the same in expectation, with noise that can turn a small cf_d negative);
     - r2_d: the trait's partial R^2 with the start, E[(e - e_s)^2] / E[e_s (1 - e_s)].
     """
     person, month, day, state = occasions
@@ -184,14 +185,20 @@ def trait_confounding(params: TrueParameters, run: CohortRun, occasions, oracle_
         started = state.active[:, a] & (state.activity_age[:, a] == 0) & (state.activity_start[:, a] == day)
         eligible = started | ~state.active[:, a]
         base = params.assign_intercept[a] + params.assign_readiness[a] * (readiness[eligible] - 3.0)
+        # e at every grid value; moments of e are taken over the trait's posterior before the
+        # start (exact, and never below the short ones), not over one draw of the true trait
+        w = before[eligible]
+        e_grid = 1.0 / (1.0 + np.exp(-(base[:, None] + r.take_up[a] * grid[None, :])))
+        e_s = (w * e_grid).sum(axis=1)
         e = 1.0 / (1.0 + np.exp(-(base + r.take_up[a] * state.trait[eligible])))
-        e_s = (before[eligible] / (1.0 + np.exp(-(base[:, None] + r.take_up[a] * grid[None, :])))).sum(axis=1)
         g, g_s = long[eligible], oracle_p12[eligible]
+        att_long = (w * e_grid / (1 - e_grid)).sum(axis=1)
+        ate_long = (w / (e_grid * (1 - e_grid))).sum(axis=1)
         out[kind] = {
             "cf_y": float(np.mean((g - g_s) ** 2) / np.mean(g_s * (1 - g_s))),
-            "cf_d_att": float(1.0 - np.mean(e_s / (1 - e_s)) / np.mean(e / (1 - e))),
-            "cf_d_ate": float(1.0 - np.mean(1 / (e_s * (1 - e_s))) / np.mean(1 / (e * (1 - e)))),
-            "r2_d": float(np.mean((e - e_s) ** 2) / np.mean(e_s * (1 - e_s))),
+            "cf_d_att": float(1.0 - np.mean(e_s / (1 - e_s)) / np.mean(att_long)),
+            "cf_d_ate": float(1.0 - np.mean(1 / (e_s * (1 - e_s))) / np.mean(ate_long)),
+            "r2_d": float(np.mean((w * (e_grid - e_s[:, None]) ** 2).sum(axis=1)) / np.mean(e_s * (1 - e_s))),
             "corr_outcome_start": float(np.corrcoef(g - g_s, e - e_s)[0, 1]),  # sign of the bias
             "eligible_occasions": int(eligible.sum()),
             "starts": int(started.sum()),
