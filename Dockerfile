@@ -15,6 +15,7 @@ COPY requirements.lock ./
 RUN pip install -r requirements.lock
 
 COPY pyproject.toml README.md ./
+COPY cli ./cli
 COPY bip ./bip
 COPY features ./features
 COPY models ./models

@@ -1,4 +1,4 @@
-"""The data contract shared by files, the API and the simulator (see the README)."""
+"""The data contract shared by files, the API and the simulator (docs/data-contract.md)."""
 
 from __future__ import annotations
 

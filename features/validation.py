@@ -12,6 +12,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from features.cells import file_line, parse_dates
 from features.contract import (
     ACTIVITY_COLUMNS,
     ACTIVITY_KINDS,
@@ -96,7 +97,6 @@ def _row(frame: pd.DataFrame, position: int) -> int:
         return position
     if frame.attrs.get("parquet"):
         return position + 1
-    from features.tables import file_line
     return file_line(frame, position)
 
 
@@ -161,10 +161,9 @@ def _integers(problems, table, frame, column, low: int, high: int, allowed: str,
 
 def _parse_dates(raw: pd.Series) -> pd.Series:
     """Dates as datetime64 (NaT where a value is not a date). Text must be ISO 8601: files in
-    another declared format were converted on reading (features.tables.parse_dates)."""
+    another declared format were converted on reading (features.tables, with features.cells.parse_dates)."""
     if pd.api.types.is_datetime64_any_dtype(raw):
         return raw
-    from features.tables import parse_dates
     parsed = parse_dates(raw)
     if parsed.dtype == object:  # cells that stayed text are not dates
         parsed = parsed.map(lambda v: v if isinstance(v, (pd.Timestamp, date, np.datetime64)) else pd.NaT)

@@ -19,7 +19,7 @@ STAGE_LINE = re.compile(r"^\[\s*\d+%\] \S")
 
 
 def bip(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from bip.cli import app; app()", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-c", "from cli.app import app; app()", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=180)
 
 

@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from bip.cli import app
+from cli.app import app
 from bip.config import Settings
 from features.contract import TABLES
 from features.sources import (

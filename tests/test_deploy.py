@@ -86,7 +86,7 @@ def test_postgres_init_script_gives_the_service_a_read_only_reader(postgres, sma
     import sqlalchemy as sa
     from typer.testing import CliRunner
 
-    from bip.cli import app
+    from cli.app import app
     from features.sources import SqlCitizenSource
     from tests.conftest import _postgres_bindir
 

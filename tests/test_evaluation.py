@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from bip.cli import app
+from cli.app import app
 from evaluation.estimate import EvaluationInputError, estimate_effect
 
 

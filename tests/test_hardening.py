@@ -70,7 +70,7 @@ def test_latin1_file_is_refused_with_the_encoding_to_declare(tmp_path, small_coh
     """Before: a UnicodeDecodeError traceback from the CLI."""
     from typer.testing import CliRunner
 
-    from bip.cli import app
+    from cli.app import app
     folder = _folder(tmp_path, small_cohort_dir, _persons().to_csv(index=False).encode("cp1252"))
     result = CliRunner().invoke(app, ["train", "--data", str(folder)])
     assert result.exit_code == 2, result.output
@@ -175,7 +175,7 @@ def test_a_broken_keys_file_gives_no_500(tmp_path, caplog):
 def test_keys_can_be_listed_and_revoked(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from bip.cli import app
+    from cli.app import app
     from serving.keys import KeyStore, add_key
     path = tmp_path / "keys.json"
     monkeypatch.setenv("BIP_KEYS_FILE", str(path))

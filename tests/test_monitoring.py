@@ -140,7 +140,7 @@ def test_later_years_estimate_and_realized_move_together(champion, profile, fres
 def test_bip_monitor_writes_report_and_logs_to_mlflow(serving_store, fresh_cohort, tmp_path):
     from typer.testing import CliRunner
 
-    from bip.cli import app
+    from cli.app import app
     result = CliRunner().invoke(app, ["monitor", "--data", str(fresh_cohort), "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "flagged indicators" in result.output

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from bip.cli import app
+from cli.app import app
 
 
 @pytest.fixture(scope="module")

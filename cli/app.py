@@ -1,4 +1,5 @@
-"""The one `bip` command; each stage's subcommands live with their package."""
+"""The one `bip` command: the composition root. Each stage's subcommands live with their package
+(features/cli.py, training/cli.py, ...) and only this module imports them; nothing imports this."""
 
 from __future__ import annotations
 
