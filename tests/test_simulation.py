@@ -143,7 +143,7 @@ def test_unknown_regime_is_refused_with_the_allowed_ones(schema, tmp_path):
         load_true_parameters(schema, regime="kind")
     import subprocess
     import sys
-    done = subprocess.run([sys.executable, "-c", "from bip.cli import app; app()", "simulate", "--regime", "kind",
+    done = subprocess.run([sys.executable, "-c", "from cli.app import app; app()", "simulate", "--regime", "kind",
                            "--out", str(tmp_path / "x"), "--quiet"], capture_output=True, text=True)
     assert done.returncode != 0 and "--regime" in done.stderr and "realistic" in done.stderr
     assert not (tmp_path / "x").exists()
