@@ -234,9 +234,9 @@ def main() -> None:
                     handle.write(json.dumps(row, default=float) + "\n")
 
 
-def markdown_tables(rows: list[dict], out: Path | None = None) -> str:
+def markdown_tables(rows: list[dict], folder: Path | None = None) -> str:
     """The docs' tables: per run and horizon the chosen model's figures; the evaluation per kind
-    (the trait's strength read from the cohort's truth.json in `out` when it is there)."""
+    (the trait's strength read from the cohort's truth.json in `folder` when it is there)."""
     out = ["| regime | persons | seed | chosen (oot log loss 12m: xgb / logit) | h | ROC AUC | oracle | ratio | ECE | "
            "oracle ECE | ECE form skipped | worst ECE by rater leniency quintile (oracle) | rater z SD (oracle) | "
            "monitoring: expected / realized AUC | expected / realized rate | curve decreasing |",
@@ -266,7 +266,7 @@ def markdown_tables(rows: list[dict], out: Path | None = None) -> str:
             "trait cf_y | trait cf_d (ATT) | with the trait as covariate: error (covered) | "
             "bound at the trait's strength, with uncertainty (brackets the truth) |", "|" + "---|" * 13]
     for row in rows:
-        truth = None if out is None else out / f"{row['regime']}_{row['persons']}_{row['seed']}" / "truth.json"
+        truth = None if folder is None else folder / f"{row['regime']}_{row['persons']}_{row['seed']}" / "truth.json"
         current = json.loads(truth.read_text()).get("trait_confounding", {}) if truth and truth.exists() else {}
         for kind, k in row.get("evaluation", {}).get("kinds", {}).items():
             c = current.get(kind) or k["confounding"] or {}
