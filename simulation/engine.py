@@ -14,10 +14,14 @@ share their random numbers (common random numbers for counterfactuals) and a see
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from simulation.params import TrueParameters
+
+if TYPE_CHECKING:
+    from simulation.posterior import TraitPosterior
 
 
 @dataclass
