@@ -19,15 +19,20 @@ def simulate_command(
     schema: Path = typer.Option(None, help="Indicator schema TOML (default: BIP's 11)."),
     paths: int = typer.Option(32, min=2, help="Forward paths per occasion for the true probabilities."),
     truth: bool = typer.Option(True, help="Compute the ground truth (--no-truth: tables only, for scale tests)."),
+    regime: str = typer.Option("default", help="'default' (the kind world) or 'realistic' (a hidden trait, a "
+                               "non-additive hazard, forms missing not at random, rater effects)."),
     quiet: bool = QUIET,
 ) -> None:
     """Simulate a synthetic BIP cohort with known ground truth."""
     from features.schema import load_schema
+    from simulation.params import REGIMES
     from simulation.simulate import simulate
 
+    if regime not in REGIMES:
+        raise typer.BadParameter(f"{regime!r}; allowed: {', '.join(REGIMES)}", param_hint="--regime")
     with progress_bar(quiet) as progress:
         summary = simulate(persons=persons, seed=seed, out=out, schema=load_schema(schema), paths=paths, truth=truth,
-                           progress=progress)
+                           progress=progress, regime=regime)
     typer.echo(format_summary(summary) if truth else f"wrote {summary['persons']} persons, "
                f"{summary['measurement_rows']} measurement rows to {out} (no truth)")
 

@@ -11,6 +11,7 @@ from features.contract import ACTIVITY_KINDS, BENEFIT_GROUPS, GENDERS, JOBCENTER
 from features.schema import IndicatorSchema
 from simulation.engine import NEVER, Engine, State, World
 from simulation.params import TrueParameters
+from simulation.posterior import TraitPosterior
 
 JOBCENTER_WEIGHTS = np.array([0.08, 0.10, 0.10, 0.09, 0.06, 0.20, 0.06, 0.07, 0.12, 0.12])
 TRUTH_EXTRA_MONTHS = 25  # the calendar runs past the register so truth can look 24 months ahead
@@ -29,7 +30,7 @@ def build_world(params: TrueParameters, rng: np.random.Generator) -> World:
     jobcenter_effect = rng.normal(0, params.raw["market"]["jobcenter_sd"], n_jobcenters)
     trend = params.raw["market"]["trend_per_year"] * np.arange(len(months) - 1) / 12.0
     per = cw["per_jobcenter"]
-    return World(
+    world = World(
         month_start=months.astype("datetime64[D]").astype(np.int64),
         last_measurement_day=_day(s["last_measurement"]),
         market=jobcenter_effect[:, None] + trend[None, :],
@@ -39,6 +40,10 @@ def build_world(params: TrueParameters, rng: np.random.Generator) -> World:
         first_year=int(str(first)[:4]),
         jobcenter_shift=rng.normal(0, params.raw["initial"]["jobcenter_shift_sd"], n_jobcenters),
     )
+    if params.realism is not None:  # drawn after the default regime's, which they leave alone
+        world.caseworker_leniency = rng.normal(0, params.realism.leniency_sd, n_jobcenters * per)
+        world.caseworker_drift = rng.normal(0, params.realism.drift_sd_per_year, n_jobcenters * per)
+    return world
 
 
 @dataclass
@@ -102,22 +107,30 @@ class CohortRun:
     world: World
     job_month: np.ndarray             # (N,) month index of the first job/education month, -1 none
     log: dict                         # measurements, starts, ends
-    snapshots: list                   # (person index, month, day, State) after each measurement
+    snapshots: list                   # (person index, month, State[, trait log-likelihoods]) after each measurement
     register_months: int
+    trait: np.ndarray | None = None   # (N,) realistic regime: the hidden trait
+    posterior: TraitPosterior | None = None  # realistic regime: its grid and prior
 
 
 def run_cohort(n: int, params: TrueParameters, seed: int, optimism: float | None = None,
                keep_snapshots: bool = True, progress=None) -> CohortRun:
     """Simulate the cohort month by month; `optimism` overrides every caseworker's trait.
     `progress(fraction)` is called after every month."""
-    world_seed, people_seed, run_seed = np.random.SeedSequence(seed).spawn(3)
+    # the fourth stream (the hidden trait) leaves the first three, and so the default regime, alone
+    world_seed, people_seed, run_seed, hidden_seed = np.random.SeedSequence(seed).spawn(4)
     world = build_world(params, np.random.default_rng(world_seed))
     if optimism is not None:
         world.caseworker_optimism = np.full_like(world.caseworker_optimism, optimism)
     people_rng = np.random.default_rng(people_seed)
     people = draw_people(n, params, world, people_rng)
     state = initial_state(people, params, world, people_rng)
-    engine = Engine(params, world, np.random.default_rng(run_seed))
+    posterior = None
+    if params.realism is not None:
+        state.trait = np.random.default_rng(hidden_seed).standard_normal(n)
+        state.leniency = np.zeros(n)
+        posterior = TraitPosterior(n) if keep_snapshots else None  # only the truth needs it
+    engine = Engine(params, world, np.random.default_rng(run_seed), posterior)
     register_end = np.datetime64(params.raw["schedule"]["register_end"][:7], "M")
     register_months = int(np.searchsorted(world.month_start, _day(str(register_end) + "-01"))) + 1
     job_month = np.full(n, -1)
@@ -127,10 +140,14 @@ def run_cohort(n: int, params: TrueParameters, seed: int, optimism: float | None
     for month in range(register_months):
         live = alive & (people.enrolled_month < month)
         engine.month_boundary(state, month, live, log["ends"])
-        hazard = -np.expm1(-np.exp(engine.log_hazard(state, month)))
+        eta = engine.log_hazard(state, month)
+        hazard = -np.expm1(-np.exp(eta))
         job = live & (engine.rng.random(n) < hazard)
         job_month[job] = month
         alive &= ~job
+        if posterior is not None:  # a month without a job is evidence about the trait
+            beta = params.realism.trait_hazard
+            posterior.survive(np.nonzero(live & ~job)[0], eta - beta * state.trait, beta)
         draws = engine.draw(n)  # one row per person every month: counterfactual runs share them
         due, due_draws = engine.scheduled_measurements(state, month, alive & (people.enrolled_month < month), draws)
         engine.measure(state, due, state.next_due[due].copy(), False, due_draws, log=log)
@@ -140,10 +157,12 @@ def run_cohort(n: int, params: TrueParameters, seed: int, optimism: float | None
         if keep_snapshots:
             for idx in (due, entering):
                 if len(idx):
-                    snapshots.append((idx, month, state.take(idx)))
+                    snapshots.append((idx, month, state.take(idx)) if posterior is None else
+                                     (idx, month, state.take(idx), posterior.loglik[idx].copy(),
+                                      posterior.before[idx].copy()))
         if progress:
             progress((month + 1) / register_months)
-    return CohortRun(people, world, job_month, log, snapshots, register_months)
+    return CohortRun(people, world, job_month, log, snapshots, register_months, state.trait, posterior)
 
 
 def _dates(days: np.ndarray) -> pd.Series:

@@ -12,12 +12,13 @@ import numpy as np
 import pandas as pd
 
 from features.schema import IndicatorSchema, load_schema
-from simulation.cohort import cohort_tables, run_cohort
+from simulation.cohort import _dates, cohort_tables, run_cohort
 from simulation.params import load_true_parameters
 from simulation.truth import (
     HORIZONS,
     caseworker_change_effect,
     intervention_effects,
+    trait_confounding,
     treated_effects_frame,
     truth_table,
 )
@@ -38,12 +39,14 @@ def optimism_effect(n: int, params, seed: int) -> dict:
 
 def simulate(persons: int = 4000, seed: int = 7, out: str | Path = "data/bip",
              schema: IndicatorSchema | None = None, paths: int = 32, effect_paths: int = 100,
-             truth: bool = True, progress=None) -> dict:
+             truth: bool = True, progress=None, regime: str = "default") -> dict:
     """Simulate, write the four tables plus truth (unless truth=False: tables only, for scale
     tests), and return the summary. The folder appears whole or not at all (see _atomic_folder).
-    `progress(fraction, message)` is told each stage as it starts."""
+    `progress(fraction, message)` is told each stage as it starts. `regime`: "default" (the kind
+    world) or "realistic" (hidden trait, interaction, answers missing not at random, rater
+    effects; docs/realistic-regime.md)."""
     schema = schema or load_schema()
-    params = load_true_parameters(schema)
+    params = load_true_parameters(schema, regime=regime)
     final = Path(out)
     _refuse_foreign_files(final)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -56,7 +59,8 @@ def simulate(persons: int = 4000, seed: int = 7, out: str | Path = "data/bip",
 
 # what bip simulate writes; a folder holding anything else is not replaced
 SIMULATOR_FILES = {"persons.parquet", "measurements.parquet", "activities.parquet", "outcomes.parquet",
-                   "truth.json", "truth_probabilities.parquet", "summary.json", "truth_effects.parquet"}
+                   "truth.json", "truth_probabilities.parquet", "summary.json", "truth_effects.parquet",
+                   "truth_trait.parquet"}  # realistic regime: the hidden trait per person
 
 
 def _refuse_foreign_files(folder: Path) -> None:
@@ -131,6 +135,7 @@ def _simulate_into(out: Path, persons: int, seed: int, schema, params, paths: in
     optimism = optimism_effect(effect_persons, params, seed)
     truth_json = {
         "seed": seed,
+        **({} if params.realism is None else {"regime": params.regime}),
         "persons": persons,
         "schema": schema.name,
         "tables_sha256": tables_fingerprint(out),  # training refuses this truth beside other tables
@@ -148,11 +153,32 @@ def _simulate_into(out: Path, persons: int, seed: int, schema, params, paths: in
         "caseworker_change": caseworker_change,
         "caseworker_optimism_effect": optimism,
     }
+    if params.realism is not None:
+        pd.DataFrame({"person_id": run.people.person_id, "trait": run.trait}).to_parquet(
+            out / "truth_trait.parquet", index=False)
+        truth_json["probability_method"]["description"] = (
+            "forward simulation from each occasion's observed state, the hidden trait drawn (stratified) "
+            "from its posterior given the observed history (a 41-point grid; survival, ratings, belief, "
+            "skipped forms and programme starts so far), the job hazard integrated exactly")
+        progress(share("summary"), "confounding by the hidden trait")
+        truth_json["trait_confounding"] = trait_confounding(params, run, occasions, _oracle_in_run_order(
+            probabilities, run, occasions), paths, seed + 1)
+        truth_json["caseworker_leniency"] = dict(zip(_caseworker_ids(run), np.round(
+            run.world.caseworker_leniency, 4).tolist()))
+        truth_json["caseworker_leniency_drift_per_year"] = dict(zip(_caseworker_ids(run), np.round(
+            run.world.caseworker_drift, 4).tolist()))
     (out / "truth.json").write_text(json.dumps(truth_json, indent=2, ensure_ascii=False, default=str))
     progress(share("summary"), "summary")
     summary = summarise(tables, probabilities, truth_json, schema)
     progress(1.0, "done")
     return summary
+
+
+def _oracle_in_run_order(table: pd.DataFrame, run, occasions) -> np.ndarray:
+    """The truth table's p_12m (sorted by person and date) back in the occasions' run order."""
+    person, month, day, state = occasions
+    keys = pd.DataFrame({"person_id": run.people.person_id[person], "as_of": _dates(day)})
+    return keys.merge(table, on=["person_id", "as_of"], how="left")["p_12m"].to_numpy()
 
 
 def _caseworker_ids(run):

@@ -15,6 +15,7 @@ import pandas as pd
 from simulation.cohort import CohortRun, _dates
 from simulation.engine import NEVER, Engine, State
 from simulation.params import TrueParameters
+from simulation.posterior import draw as draw_trait
 
 HORIZONS = (3, 6, 12, 24)
 _BATCH_UNITS = 400_000
@@ -59,10 +60,22 @@ def survival(params: TrueParameters, run: CohortRun, state: State, month: np.nda
     return out
 
 
+def occasion_trait_weights(run: CohortRun, before_assignment: bool = False) -> np.ndarray | None:
+    """Realistic regime: the hidden trait's posterior on its grid at each occasion (rows as
+    occasion_states), given everything observed by then (`before_assignment`: but that
+    occasion's programme starts); None in the default regime."""
+    if run.posterior is None:
+        return None
+    return run.posterior.weights(np.concatenate([s[4 if before_assignment else 3] for s in run.snapshots]))
+
+
 def probabilities(params: TrueParameters, run: CohortRun, state: State, month: np.ndarray,
-                  paths: int, seed: int, progress=None) -> tuple[np.ndarray, np.ndarray]:
+                  paths: int, seed: int, progress=None, trait_weights: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Mean job probability by each horizon and its Monte Carlo standard error, per occasion;
-    `progress(fraction)` before every batch."""
+    `progress(fraction)` before every batch. With `trait_weights` (realistic regime) each path
+    draws the hidden trait from the occasion's posterior, so the probability is the one given the
+    observed history; without, the states' own trait is kept (the probability given it)."""
     n = len(month)
     per_batch = max(1, _BATCH_UNITS // paths)
     mean = np.empty((n, len(HORIZONS)))
@@ -72,7 +85,11 @@ def probabilities(params: TrueParameters, run: CohortRun, state: State, month: n
             progress(lo / n)
         rows = np.arange(lo, min(n, lo + per_batch))
         copies = np.repeat(rows, paths)
-        surv = survival(params, run, state.take(copies), month[copies], seed + b)
+        units = state.take(copies)
+        if trait_weights is not None:
+            units.trait = draw_trait(trait_weights[rows], paths, run.posterior.grid,
+                                     np.random.default_rng([seed, b, 31]))
+        surv = survival(params, run, units, month[copies], seed + b)
         surv = surv.reshape(len(rows), paths, len(HORIZONS))
         mean[rows] = 1.0 - surv.mean(axis=1)
         se[rows] = surv.std(axis=1, ddof=1) / np.sqrt(paths)
@@ -80,8 +97,9 @@ def probabilities(params: TrueParameters, run: CohortRun, state: State, month: n
 
 
 def truth_table(params: TrueParameters, run: CohortRun, paths: int, seed: int, progress=None):
+    """The true probability at each horizon for every occasion, given its observed history."""
     person, month, day, state = occasion_states(run)
-    p, se = probabilities(params, run, state, month, paths, seed, progress)
+    p, se = probabilities(params, run, state, month, paths, seed, progress, occasion_trait_weights(run))
     table = pd.DataFrame({"person_id": run.people.person_id[person], "as_of": _dates(day)})
     for h, horizon in enumerate(HORIZONS):
         table[f"p_{horizon}m"] = p[:, h]
@@ -155,3 +173,52 @@ def caseworker_change_effect(params: TrueParameters, run: CohortRun, occasions, 
     control.months_since_change[:] = NEVER
     with_it, without = _paired_p12(params, run, treated, control, month[changed], paths, seed)
     return {"risk_ratio_12m": float(with_it.mean() / without.mean()), "n_occasions": int(len(changed))}
+
+
+def trait_confounding(params: TrueParameters, run: CohortRun, occasions, oracle_p12: np.ndarray, paths: int,
+                      seed: int) -> dict:
+    """Realistic regime: how strongly the hidden trait confounds each kind, in the terms of
+    omitted-variable-bias sensitivity analysis (Chernozhukov, Cinelli, Newey, Sharma and
+    Syrgkanis 2022, as in DoubleML), on the kind's eligible occasions (not running it before):
+
+    - cf_y: the share of the outcome's residual variation that the trait explains,
+      E[(g - g_s)^2] / E[(Y - g_s)^2], with g_s the 12-month probability given the observed
+      history (the oracle) and g the same given the trait too; E[(Y - g_s)^2] = E[g_s (1 - g_s)];
+    - cf_d: the relative gain in the Riesz representer's second moment from the trait,
+      1 - E[a_s^2] / E[a^2], for the ATT (a^2 ~ e / (1 - e)) and the ATE (a^2 ~ 1 / (e (1 - e))),
+      with e = P(start | history, trait) exact and e_s its mean over the trait's posterior
+      before the start; E[a^2] is taken over that posterior too (exact; a sample of true traits
+      gives the same in expectation, with noise that can turn a small cf_d negative);
+    - r2_d: the trait's partial R^2 with the start, E[(e - e_s)^2] / E[e_s (1 - e_s)].
+    """
+    person, month, day, state = occasions
+    h12 = HORIZONS.index(12)
+    long = probabilities(params, run, state, month, paths, seed)[0][:, h12]   # the states keep the true trait
+    before = occasion_trait_weights(run, before_assignment=True)
+    grid, r = run.posterior.grid, params.realism
+    engine = Engine(params, run.world, np.random.default_rng(0))
+    readiness = engine.assignment_readiness(state)
+    out = {}
+    for a, kind in enumerate(params.kinds):
+        started = state.active[:, a] & (state.activity_age[:, a] == 0) & (state.activity_start[:, a] == day)
+        eligible = started | ~state.active[:, a]
+        base = params.assign_intercept[a] + params.assign_readiness[a] * (readiness[eligible] - 3.0)
+        # e at every grid value; moments of e are taken over the trait's posterior before the
+        # start (exact, and never below the short ones), not over one draw of the true trait
+        w = before[eligible]
+        e_grid = 1.0 / (1.0 + np.exp(-(base[:, None] + r.take_up[a] * grid[None, :])))
+        e_s = (w * e_grid).sum(axis=1)
+        e = 1.0 / (1.0 + np.exp(-(base + r.take_up[a] * state.trait[eligible])))
+        g, g_s = long[eligible], oracle_p12[eligible]
+        att_long = (w * e_grid / (1 - e_grid)).sum(axis=1)
+        ate_long = (w / (e_grid * (1 - e_grid))).sum(axis=1)
+        out[kind] = {
+            "cf_y": float(np.mean((g - g_s) ** 2) / np.mean(g_s * (1 - g_s))),
+            "cf_d_att": float(1.0 - np.mean(e_s / (1 - e_s)) / np.mean(att_long)),
+            "cf_d_ate": float(1.0 - np.mean(1 / (e_s * (1 - e_s))) / np.mean(ate_long)),
+            "r2_d": float(np.mean((w * (e_grid - e_s[:, None]) ** 2).sum(axis=1)) / np.mean(e_s * (1 - e_s))),
+            "corr_outcome_start": float(np.corrcoef(g - g_s, e - e_s)[0, 1]),  # sign of the bias
+            "eligible_occasions": int(eligible.sum()),
+            "starts": int(started.sum()),
+        }
+    return out

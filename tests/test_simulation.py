@@ -113,3 +113,108 @@ def test_job_oriented_interventions_work_alone_others_only_in_parallel(schema):
     assert (params.hazard_alone[job] > 0).all() and (params.hazard_alone[~job] == 0).all()
     assert (params.hazard_parallel[~job] > 0).all()
     assert (params.progression_alone[job] > 0).all() and (params.progression_alone[~job] == 0).all()
+
+
+# ---------------------------------------------------------------- regimes
+
+def _content_digest(folder):
+    """SHA-256 of the tables' and the truth's content (not of file bytes, which carry writer metadata)."""
+    import hashlib
+    digest = hashlib.sha256()
+    for name in ("persons", "measurements", "activities", "outcomes", "truth_probabilities"):
+        table = pd.read_parquet(folder / f"{name}.parquet")
+        digest.update(name.encode())
+        digest.update(",".join(table.columns).encode())
+        digest.update(pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes())
+    truth = json.loads((folder / "truth.json").read_text())
+    truth.pop("tables_sha256")
+    digest.update(json.dumps(truth, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def test_default_regime_keeps_its_seeds_files(tmp_path):
+    # computed with main's code before the realistic regime existed (commit 2b77147)
+    simulate(persons=120, seed=5, out=tmp_path / "c", paths=4, effect_paths=4)
+    assert _content_digest(tmp_path / "c") == "684c4e83b8228a64df6ab8240a8ae794ea84cddf9cb5fd20c01dbc984e1a203f"
+
+
+def test_unknown_regime_is_refused_with_the_allowed_ones(schema, tmp_path):
+    with pytest.raises(ValueError, match="'kind'.*default.*realistic"):
+        load_true_parameters(schema, regime="kind")
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-c", "from cli.app import app; app()", "simulate", "--regime", "kind",
+                           "--out", str(tmp_path / "x"), "--quiet"], capture_output=True, text=True)
+    assert done.returncode != 0 and "--regime" in done.stderr and "realistic" in done.stderr
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.fixture(scope="module")
+def realistic_run(schema):
+    params = load_true_parameters(schema, regime="realistic")
+    run = run_cohort(1500, params, seed=5)
+    return params, run, cohort_tables(run, schema, params, np.random.default_rng(0))
+
+
+def test_hidden_trait_posterior_is_calibrated_and_only_partly_informative(realistic_run):
+    from simulation.truth import occasion_states, occasion_trait_weights
+    params, run, _ = realistic_run
+    person = occasion_states(run)[0]
+    weights = occasion_trait_weights(run)
+    grid = run.posterior.grid
+    mean = weights @ grid
+    sd = np.sqrt(weights @ grid**2 - mean**2)
+    z = (run.trait[person] - mean) / sd
+    # the true trait sits in its posterior as a standard normal draw would: the posterior is right
+    assert abs(z.mean()) < 0.08 and 0.92 < z.std() < 1.08
+    corr = np.corrcoef(mean, run.trait[person])[0, 1]
+    assert 0.5 < corr < 0.95                      # partly visible through what is observed
+    first = np.unique(person, return_index=True)[1]
+    assert sd[first].mean() > sd.mean()           # more history, more is known
+
+
+def test_realistic_mechanisms_show_in_the_tables(realistic_run):
+    params, run, tables = realistic_run
+    m = tables["measurements"]
+    answered = m[m["respondent"] == "citizen"].groupby("person_id").size()
+    occasions = m[m["respondent"] == "caseworker"].groupby("person_id").size()
+    skip = 1 - answered.reindex(occasions.index, fill_value=0) / occasions
+    trait = pd.Series(run.trait, index=run.people.person_id).reindex(skip.index)
+    # missing not at random: the low-trait half skips the form more often
+    assert skip[trait < 0].mean() > 1.5 * skip[trait >= 0].mean()
+    # rater effects: caseworkers' mean job-search rating follows their offset
+    from simulation.cohort import caseworker_ids
+    lenient = pd.Series(run.world.caseworker_leniency, index=caseworker_ids(run.world))
+    by_rater = m[m["respondent"] == "caseworker"].groupby("caseworker_id")["job_search"].mean()
+    assert np.corrcoef(by_rater, lenient.reindex(by_rater.index))[0, 1] > 0.3
+    assert params.realism.interaction[2] != 0 and params.realism.take_up[params.job_oriented].min() > 0
+
+
+@pytest.fixture(scope="module")
+def realistic_cohort_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("realistic")
+    simulate(persons=500, seed=3, out=out, paths=8, effect_paths=8, regime="realistic")
+    return out
+
+
+def test_realistic_truth_is_consistent_with_outcomes_and_names_the_confounding(realistic_cohort_dir):
+    folder = realistic_cohort_dir
+    tables = _read(folder)
+    truth = tables["truth_probabilities"]
+    occasions = tables["measurements"][["person_id", "measured_at"]].drop_duplicates()
+    assert len(truth) == len(occasions)
+    assert (truth["p_3m"] <= truth["p_6m"]).all() and (truth["p_12m"] <= truth["p_24m"]).all()
+    for horizon in (6, 12):
+        labelled = label_occasions(occasions.rename(columns={"measured_at": "as_of"}),
+                                   tables["outcomes"], horizon).merge(truth, on=["person_id", "as_of"])
+        p = labelled[f"p_{horizon}m"]
+        assert abs(labelled["label"].sum() - p.sum()) <= 4 * np.sqrt((p * (1 - p)).sum()) + 1
+    info = json.loads((folder / "truth.json").read_text())
+    assert info["regime"] == "realistic" and "posterior" in info["probability_method"]["description"]
+    confounding = info["trait_confounding"]
+    assert abs(confounding["mentor"]["cf_d_att"]) < 1e-12     # take-up of mentoring ignores the trait
+    assert all(c["cf_d_att"] >= 0 and c["cf_d_ate"] >= 0 and c["cf_y"] >= 0 for c in confounding.values())
+    for kind in ("virksomhedspraktik", "loentilskud"):
+        assert 0 < confounding[kind]["cf_d_att"] < 0.5 and 0 < confounding[kind]["cf_y"] < 0.5
+        assert confounding[kind]["corr_outcome_start"] > 0     # the motivated start and get jobs
+    assert len(info["caseworker_leniency"]) == 300

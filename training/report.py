@@ -108,4 +108,8 @@ Mean |contribution| to the log-odds on the test set: {drivers}.
 - Small groups have wide error bars: read group metrics with their n.
 - Caseworker belief is the strongest input and is itself a judgement; a score moves when the
   caseworker does.
+- The score cannot see how lenient a caseworker rates. In the simulator's realistic regime
+  (docs/realistic-regime.md) the citizens of the most lenient fifth of raters are over-predicted:
+  worst ECE by leniency fifth 0.016-0.019 at 12 months and 0.035-0.039 at 24 months, against 0.016-0.028
+  for the truth itself (4,000 persons).
 """
