@@ -46,8 +46,10 @@ class Settings(BaseSettings):
     # --- limits, checked before any work
     max_body_bytes: int = 64 * 1024 * 1024
     max_cohort_citizens: int = 100_000               # per cohort request or job
-    max_table_rows: int = 2_000_000                  # per uploaded table (Parquet metadata / streamed CSV count)
-    max_decompressed_bytes: int = 1024 * 1024 * 1024  # per uploaded Parquet table, uncompressed size from metadata
+    # tables are capped by the memory their job is estimated to need (serving/uploads.py) against
+    # job_memory_bytes; these optional hard caps are checked as well when set
+    max_table_rows: int | None = None                # per uploaded table (Parquet metadata / streamed CSV count)
+    max_decompressed_bytes: int | None = None        # per uploaded Parquet table, uncompressed size from metadata
     max_string_chars: int = 200                      # any text cell or field
     earliest_date: date = date(1990, 1, 1)           # earlier dates in the tables are refused as implausible
     birth_year_min: int = 1920                       # plausible birth years: this to (this year - min_age_years)
@@ -70,7 +72,6 @@ class Settings(BaseSettings):
     dask_address: str | None = None                  # run jobs on this Dask scheduler instead of locally
 
     # --- monitoring (serving/observability.py, monitoring/)
-    score_bands: tuple[float, float] = (0.05, 0.15)  # low / middle / high, as the caseworker page words them
     monitoring_db: Path = Path("var/monitoring.sqlite")  # the scored window: counts per day, shared by workers
     monitoring_window_days: int = 30                 # drift and estimates look at this many days of scores
     monitoring_flush_s: float = 5.0                  # a worker writes its counts to monitoring_db this often

@@ -1,12 +1,16 @@
 """Uploaded tables: sizes checked from metadata before any parsing, then read into the contract.
 
-Parquet row counts and uncompressed sizes come from the file footer; CSV rows from one streamed
-pass over the bytes. Nothing is parsed, validated or scored before these checks pass."""
+Parquet row and column counts and uncompressed sizes come from the file footer; CSV rows from one
+streamed pass over the bytes and columns from the header line. From them the job's memory is
+estimated and checked against the ceiling its process runs under (BIP_JOB_MEMORY_BYTES), so the
+limits follow from what a job can hold. Nothing is parsed, validated or scored before these
+checks pass."""
 
 from __future__ import annotations
 
 import io
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -26,18 +30,42 @@ def is_parquet(path: Path) -> bool:
         return handle.read(4) == PARQUET_MAGIC
 
 
-def measure_upload(path: Path, name: str, settings: Settings) -> int:
-    """Rows in an uploaded table, from metadata or a streamed count; refuses what is over the
-    limits or not a plain CSV/Parquet file. Returns the row count."""
+@dataclass(frozen=True)
+class TableSize:
+    """What an upload will take once read, known before any parsing: rows and columns from the
+    Parquet footer or the CSV header line and a streamed newline count; `unpacked` is the Parquet
+    uncompressed size (the CSV's own bytes)."""
+
+    name: str
+    rows: int
+    columns: int
+    unpacked: int
+
+
+# What a job holds, calibrated on the national evaluation (docs/national-scale.md): each table read
+# into pandas at about CELL_BYTES a cell (numbers and dates 8 bytes, ids and codes short strings)
+# or its uncompressed bytes if more, READ_COPIES times over while it is decoded, typed and checked
+# against the contract; an evaluation also builds features for every measurement occasion (the
+# README's 3.8 KB per occasion, about OCCASION_BYTES per measurement row); and the libraries.
+CELL_BYTES = 16
+READ_COPIES = 3
+OCCASION_BYTES = 2_000
+JOB_BASE_BYTES = 1_500_000_000
+
+
+def measure_upload(path: Path, name: str, settings: Settings, sep: str = ",") -> TableSize:
+    """The size of an uploaded table from metadata or a streamed count, before any parsing;
+    refuses what is over an explicit limit (BIP_MAX_TABLE_ROWS, BIP_MAX_DECOMPRESSED_BYTES when
+    set) or not a plain CSV/Parquet file."""
     if is_parquet(path):
         try:
             meta = pq.ParquetFile(path).metadata
         except Exception as error:  # a damaged footer
             raise InputProblems([{"field": name, "value": path.name,
                                   "allowed": f"a readable Parquet file ({error.__class__.__name__})"}])
-        rows = meta.num_rows
+        rows, columns = meta.num_rows, meta.num_columns
         unpacked = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
-        if unpacked > settings.max_decompressed_bytes:
+        if settings.max_decompressed_bytes is not None and unpacked > settings.max_decompressed_bytes:
             raise TooLarge(name, f"{unpacked} bytes uncompressed", f"at most {settings.max_decompressed_bytes} "
                            "bytes uncompressed per table (BIP_MAX_DECOMPRESSED_BYTES)")
     else:
@@ -48,14 +76,47 @@ def measure_upload(path: Path, name: str, settings: Settings) -> int:
                 raise InputProblems([{"field": name, "value": f"{kind}-compressed data",
                                       "allowed": "a plain CSV file or a Parquet file (Parquet compresses itself)"}])
             handle.seek(0)
+            header = handle.readline(1 << 20)
+            # an estimate only: a quoted separator inside a column name counts one column too many
+            columns = header.count(sep.encode()) + 1
+            handle.seek(0)
             rows, last = 0, b"\n"
             for block in iter(lambda: handle.read(1 << 20), b""):
                 rows, last = rows + block.count(b"\n"), block[-1:]
             rows += last != b"\n"  # a last line without its newline
             rows -= 1  # the header line
-    if rows > settings.max_table_rows:
+        unpacked = path.stat().st_size
+    if settings.max_table_rows is not None and rows > settings.max_table_rows:
         raise TooLarge(name, f"{rows} rows", f"at most {settings.max_table_rows} rows per table (BIP_MAX_TABLE_ROWS)")
-    return max(rows, 0)
+    return TableSize(name, max(rows, 0), columns, unpacked)
+
+
+def table_bytes(size: TableSize) -> int:
+    """The memory one table takes in a job while it is read and checked."""
+    return READ_COPIES * max(size.rows * size.columns * CELL_BYTES, size.unpacked)
+
+
+def job_bytes(sizes: list[TableSize], job: str) -> int:
+    """The memory a job over these tables is estimated to need at its peak."""
+    total = JOB_BASE_BYTES + sum(table_bytes(size) for size in sizes)
+    if job == "evaluation":
+        total += sum(size.rows for size in sizes if size.name == "measurements") * OCCASION_BYTES
+    return total
+
+
+def check_job_memory(sizes: list[TableSize], job: str, settings: Settings) -> None:
+    """413 naming the largest table when the job's estimated memory is over the ceiling a job
+    process runs under (BIP_JOB_MEMORY_BYTES): refused before any parsing, so a table of billions
+    of claimed rows or a file that unpacks hugely costs the metadata read only."""
+    need, ceiling = job_bytes(sizes, job), settings.job_memory_bytes
+    if need <= ceiling or not sizes:
+        return
+    largest = max(sizes, key=lambda s: table_bytes(s) + (OCCASION_BYTES * s.rows if job == "evaluation"
+                                                         and s.name == "measurements" else 0))
+    raise TooLarge(largest.name, f"{largest.rows} rows of {largest.columns} columns ({largest.unpacked} bytes "
+                   f"unpacked): the {job.replace('_', ' ')} job would need about {need / 2**30:.1f} GiB",
+                   f"tables that fit the memory ceiling of a job, {ceiling / 2**30:.1f} GiB (BIP_JOB_MEMORY_BYTES); "
+                   f"split the cohort or raise the ceiling")
 
 
 def read_table_file(path: Path, name: str, file_format: dict | None = None) -> pd.DataFrame:
@@ -154,17 +215,22 @@ def save_uploads(uploads: dict[str, UploadFile | None], folder: Path) -> dict[st
     return saved
 
 
-def check_tables(paths: dict[str, Path], required: tuple[str, ...], settings: Settings) -> dict[str, int]:
-    """Every required table present and within limits; rows per table. Citizens are capped by the
-    persons table's rows."""
+def check_tables(paths: dict[str, Path], required: tuple[str, ...], settings: Settings, job: str = "cohort_score",
+                 file_format: dict | None = None) -> dict[str, int]:
+    """Every required table present and the `job` over them within its memory ceiling (and any
+    explicit limit); rows per table. Citizens are capped by the persons table's rows."""
     problems = [{"field": name, "value": None, "allowed": "a .csv or .parquet file"}
                 for name in required if name not in paths]
     if problems:
         raise InputProblems(problems)
-    rows = {name: measure_upload(path, name, settings) for name, path in paths.items()}
+    from features.tables import FileFormat
+    sep = FileFormat.declared(**(file_format or {})).sep
+    sizes = [measure_upload(path, name, settings, sep) for name, path in paths.items()]
+    rows = {size.name: size.rows for size in sizes}
     if rows.get("persons", 0) > settings.max_cohort_citizens:
         raise TooLarge("persons", f"{rows['persons']} citizens",
                        f"at most {settings.max_cohort_citizens} citizens per request (BIP_MAX_COHORT_CITIZENS)")
+    check_job_memory(sizes, job, settings)
     return rows
 
 

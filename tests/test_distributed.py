@@ -68,3 +68,32 @@ def test_evaluation_folds_on_the_dask_cluster_equal_the_local_loop(client, small
     for key in ("estimate", "ci_low", "ci_high", "se_influence", "se"):
         assert b[key] == pytest.approx(a[key], abs=1e-12), key
     assert [s["estimate"] for s in b["subgroups"]] == pytest.approx([s["estimate"] for s in a["subgroups"]], abs=1e-12)
+
+
+def test_training_on_dask_equals_local_training_within_noise(client, small_cohort_dir):
+    """With BIP_DASK_ADDRESS set, every booster of `bip train` is fitted by xgboost.dask on the
+    cluster; the test metrics per horizon equal local training's within noise (the cluster merges
+    per-partition quantile sketches, so splits may differ slightly; not bit for bit)."""
+    from bip.config import Settings, use_settings
+    from features.tables import load_and_validate
+    from training.pipeline import evaluate, fit_all
+    tables, schema = load_and_validate(small_cohort_dir)
+    fast = {"search_grid": [(3, True)], "horizons": [6, 12]}
+
+    def metrics(settings):
+        use_settings(settings)
+        examples, fitted = fit_all(tables, schema, horizon=12, seed=7)
+        return evaluate(fitted["xgboost"], examples, None)["horizons"]
+
+    local = metrics(Settings(**fast))
+    before = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.transition_counter)
+    remote = metrics(Settings(**fast, dask_address=client.scheduler.address))
+    after = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.transition_counter)
+    assert after > before  # the boosters were fitted on the cluster
+    for horizon in (6, 12):
+        a, b = local[horizon]["test"], remote[horizon]["test"]
+        print(horizon, {k: (a[k], b[k]) for k in ("log_loss", "roc_auc", "brier")})
+        assert a["n"] == b["n"]
+        assert abs(b["log_loss"] - a["log_loss"]) <= 0.01 * a["log_loss"], horizon
+        assert abs(b["roc_auc"] - a["roc_auc"]) <= 0.01, horizon
+        assert abs(b["brier"] - a["brier"]) <= 0.01 * a["brier"], horizon

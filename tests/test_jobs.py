@@ -160,16 +160,47 @@ def test_a_killed_job_process_is_failed_with_the_reason(tmp_path, serving_store,
 
 
 def test_oversized_parquet_is_refused_from_its_metadata(service, tmp_path):
-    """10,000,000 identical rows compress to a few kB; the footer's row count refuses them unread."""
+    """10,000,000 identical rows compress to a few kB; the footer's row count refuses them unread:
+    as persons by the citizens cap, as 60 columns of measurements by the job's memory ceiling."""
     client, keys, settings = service
+    zeros = pa.array(np.zeros(10_000_000, dtype=np.int8))
     path = tmp_path / "persons.parquet"
-    pq.write_table(pa.table({"person_id": pa.array(np.zeros(10_000_000, dtype=np.int8))}), path, compression="zstd")
+    pq.write_table(pa.table({"person_id": zeros}), path, compression="zstd")
     assert path.stat().st_size < 1_000_000
     files = {"persons": ("persons.parquet", path.read_bytes()), "measurements": ("m.parquet", path.read_bytes())}
     answer = client.post("/v1/cohorts/score", files=files, headers=keys["evaluator"])
     assert answer.status_code == 413
     error = answer.json()["errors"][0]
-    assert error["field"] == "persons" and "10000000 rows" in error["value"] and "BIP_MAX_TABLE_ROWS" in error["allowed"]
+    assert error["field"] == "persons" and "10000000 citizens" in error["value"]
+    assert "BIP_MAX_COHORT_CITIZENS" in error["allowed"]
+
+    wide = tmp_path / "measurements.parquet"
+    pq.write_table(pa.table({f"c{i}": zeros for i in range(60)}), wide, compression="zstd")
+    small = tmp_path / "few.parquet"
+    pq.write_table(pa.table({"person_id": pa.array(["p1", "p2"])}), small)
+    files = {"persons": ("persons.parquet", small.read_bytes()), "measurements": ("m.parquet", wide.read_bytes())}
+    started = time.perf_counter()
+    answer = client.post("/v1/cohorts/score", files=files, headers=keys["evaluator"])
+    assert time.perf_counter() - started < 2.0
+    assert answer.status_code == 413
+    error = answer.json()["errors"][0]
+    assert error["field"] == "measurements" and "10000000 rows of 60 columns" in error["value"]
+    assert "BIP_JOB_MEMORY_BYTES" in error["allowed"]
+
+
+def test_national_evaluation_sizes_fit_the_default_job_ceiling():
+    """100,000 persons over six years (about 700,000 measurements, 5.3M outcome months) fits a job
+    under the default memory ceiling; ten times that does not. The old fixed cap (2M rows per
+    table) refused the national case outright."""
+    from bip.config import Settings
+    from serving.errors import TooLarge
+    from serving.uploads import TableSize, check_job_memory
+    national = [TableSize("persons", 100_000, 7, 3_000_000), TableSize("measurements", 700_000, 15, 40_000_000),
+                TableSize("activities", 300_000, 4, 8_000_000), TableSize("outcomes", 5_300_000, 3, 60_000_000)]
+    check_job_memory(national, "evaluation", Settings())
+    tenfold = [TableSize(s.name, 10 * s.rows, s.columns, 10 * s.unpacked) for s in national]
+    with pytest.raises(TooLarge):
+        check_job_memory(tenfold, "evaluation", Settings())
 
 
 def test_compressed_csv_and_too_many_citizens_are_refused(service, small_tables, tmp_path):

@@ -40,6 +40,14 @@ def person_fold(person_ids: pd.Series, folds: int | None = None) -> np.ndarray:
     return np.array([int(hashlib.md5(p.encode()).hexdigest()[:8], 16) % folds for p in person_ids.astype(str)])
 
 
+def fit_boosted(X, y, params, rounds, X_val=None, y_val=None):
+    """fit_trees here, or on the Dask cluster at BIP_DASK_ADDRESS when it is set (xgboost.dask)."""
+    address = get_settings().dask_address
+    if address:
+        from training.distributed import fit_trees_on_dask
+        return fit_trees_on_dask(address, X, y, params, rounds, X_val, y_val)
+    return fit_trees(X, y, params, rounds, X_val, y_val)
+
 
 def label_column(horizon: int) -> str:
     return f"label_{horizon}m"
@@ -142,7 +150,7 @@ def _cross_fit_trees(ex: Examples, horizon: int, depth: int, monotone: bool, see
         if progress:
             progress(k / settings.folds)
         fit, held = folds != k, folds == k
-        booster, best = fit_trees(X[fit], y[fit], params, settings.max_rounds, X[held], y[held])
+        booster, best = fit_boosted(X[fit], y[fit], params, settings.max_rounds, X[held], y[held])
         margin[held] = tree_margin(booster, X[held], best)
         rounds.append(best)
         boosters.append(booster[:best])
@@ -206,7 +214,7 @@ def fit_xgboost(ex: Examples, schema: IndicatorSchema, default_horizon: int, see
             done += 1
             count = int(np.mean(counts))
         train = ex.rows("train", horizon)
-        booster, _ = fit_trees(ex.X[train], ex.y(horizon)[train], params, count)
+        booster, _ = fit_boosted(ex.X[train], ex.y(horizon)[train], params, count)
         parts[horizon] = (TreeEstimator(booster), [TreeEstimator(f) for f in boosters], margin)
         rounds[f"rounds_{horizon}m"] = count
     model, oof, platt = _assemble("xgboost", ex, schema, default_horizon, parts)

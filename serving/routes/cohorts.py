@@ -45,7 +45,8 @@ async def score_cohort_route(
         if request.headers.get("content-type", "").startswith("multipart/form-data"):
             uploads = {"persons": persons, "measurements": measurements, "activities": activities}
             staged = await run_in_threadpool(save_uploads, uploads, staged_dir)
-            rows = await run_in_threadpool(check_tables, staged, ("persons", "measurements"), settings)
+            rows = await run_in_threadpool(check_tables, staged, ("persons", "measurements"), settings,
+                                           "cohort_score", file_format)
             citizens = rows["persons"]
         else:
             raw = await request.body()

@@ -50,22 +50,24 @@ async def evaluations(
     try:
         if kind is not None:
             uploads = {"persons": persons, "measurements": measurements, "activities": activities, "outcomes": outcomes}
+            file_format = declared_format(sep, encoding, date_format)
             staged = await run_in_threadpool(save_uploads, uploads, staged_dir)
-            await run_in_threadpool(check_tables, staged, ("persons", "measurements", "outcomes"), settings)
+            await run_in_threadpool(check_tables, staged, ("persons", "measurements", "outcomes"), settings,
+                                    "evaluation", file_format)
             current = holder.current
-            params = {"mode": "bip", "file_format": declared_format(sep, encoding, date_format),
+            params = {"mode": "bip", "file_format": file_format,
                       "kind": kind, "horizon": horizon, "estimand": estimand, "seed": seed,
                       "model_uri": current.pinned_uri if (with_score and current) else None}
         else:
             if cohort is None or not treatment or not outcome:
                 raise InputProblems([{"field": "cohort", "value": None, "allowed": "generic mode: a cohort file with "
                                       "treatment and outcome; BIP mode: the four tables with kind"}])
+            file_format = declared_format(sep, encoding, date_format)  # the job reads the cohort in it too
             staged = await run_in_threadpool(save_uploads, {"cohort": cohort}, staged_dir)
-            await run_in_threadpool(check_tables, staged, ("cohort",), settings)
+            await run_in_threadpool(check_tables, staged, ("cohort",), settings, "evaluation", file_format)
             named = {"treatment": [treatment], "outcome": [outcome],
                      "covariates": [c.strip() for c in covariates.split(",")] if covariates else [],
                      "subgroups": [c.strip() for c in subgroups.split(",")] if subgroups else []}
-            file_format = declared_format(sep, encoding, date_format)  # the job reads the cohort in it too
             await run_in_threadpool(check_cohort_columns, staged["cohort"], named, file_format)
             params = {"mode": "generic", "treatment": treatment, "outcome": outcome, "estimand": estimand, "seed": seed,
                       "design": design, "file_format": file_format, "covariates": named["covariates"] or None,

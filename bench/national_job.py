@@ -1,0 +1,155 @@
+"""The national evaluation as a job through the service, with default settings: 100,000 simulated
+persons (six years; an outcomes table of about 5.3M rows), every intervention kind, submitted as
+Parquet to `POST /v1/evaluations` on a real `bip serve --workers 2`. Reports the job's wall time,
+the job process's peak resident and virtual memory (sampled from /proc every 0.5 s; the virtual
+size is what BIP_JOB_MEMORY_BYTES limits), the service's estimate for it, /health p50/p99 while it
+runs, and how fast bombs are refused (a Parquet claiming many rows, gzip CSV).
+
+    .venv/bin/python -m bench.national_job [--persons 100000] [--kind all]
+
+Simulates its cohort with --no-truth into data/bench_national_<persons> (about 20 s). Needs no
+champion (the evaluation is asked without the score).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = ROOT / ".venv" / "bin"
+sys.path.insert(0, str(ROOT))
+PORT = 8117
+URL = f"http://127.0.0.1:{PORT}"
+TABLES = ("persons", "measurements", "activities", "outcomes")
+
+
+def simulate(persons: int, folder: Path) -> Path:
+    if not (folder / "persons.parquet").exists():
+        subprocess.run([str(BIN / "bip"), "simulate", "--persons", str(persons), "--seed", "5", "--no-truth",
+                        "--out", str(folder)], check=True, cwd=ROOT)
+    return folder
+
+
+class JobMemory(threading.Thread):
+    """Peak RSS and virtual size of the job processes under the server (python -m serving.jobs)."""
+
+    def __init__(self, master: int):
+        super().__init__(daemon=True)
+        self.master, self.rss, self.vms, self.stop = master, 0, 0, threading.Event()
+
+    def run(self):
+        import psutil
+        while not self.stop.wait(0.5):
+            try:
+                for child in psutil.Process(self.master).children(recursive=True):
+                    if "serving.jobs" in " ".join(child.cmdline()):
+                        info = child.memory_info()
+                        self.rss, self.vms = max(self.rss, info.rss), max(self.vms, info.vms)
+            except psutil.Error:
+                pass
+
+
+def ms(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--persons", type=int, default=100_000)
+    parser.add_argument("--kind", default="all")
+    parser.add_argument("--timeout", type=int, default=1800)
+    args = parser.parse_args()
+    data = simulate(args.persons, ROOT / "data" / f"bench_national_{args.persons}")
+    var = Path(tempfile.mkdtemp(prefix="bip-national-"))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "BIP_KEYS_FILE": str(var / "keys.json"),
+           "BIP_AUDIT_LOG": str(var / "audit.jsonl"), "BIP_JOBS_DIR": str(var / "jobs"),
+           "BIP_AUDIT_SALT_FILE": str(var / "salt"), "MLFLOW_TRACKING_URI": f"sqlite:///{var}/mlflow.db"}
+    from bip.config import Settings
+    from serving.keys import add_key
+    from serving.uploads import job_bytes, measure_upload
+    _, evaluator = add_key(var / "keys.json", "evaluator")
+    defaults = Settings()
+    sizes = [measure_upload(data / f"{name}.parquet", name, defaults) for name in TABLES]
+    estimate = job_bytes(sizes, "evaluation")
+    server = subprocess.Popen([str(BIN / "bip"), "serve", "--port", str(PORT), "--workers", "2"], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    memory = JobMemory(server.pid)
+    health: list[float] = []
+    try:
+        with httpx.Client(timeout=60) as client:
+            for _ in range(240):
+                try:
+                    if client.get(f"{URL}/health").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.5)
+            time.sleep(3)
+            key = {"X-API-Key": evaluator}
+            # bombs: refused before any parsing
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+            bomb = var / "measurements.parquet"
+            pq.write_table(pa.table({"person_id": pa.array(np.zeros(5_000_000, dtype=np.int8))}), bomb,
+                           compression="zstd")
+            small = {n: (f"{n}.parquet", (data / f"{n}.parquet").read_bytes()) for n in ("persons", "outcomes")}
+            t = time.perf_counter()
+            refused = client.post(f"{URL}/v1/evaluations", headers=key, data={"kind": "all"},
+                                  files={**small, "measurements": ("m.parquet", bomb.read_bytes())})
+            parquet_bomb = (refused.status_code, time.perf_counter() - t, refused.json()["errors"][0])
+            gz = gzip.compress(b"person_id\n" + b"0\n" * 30_000_000, 9)
+            t = time.perf_counter()
+            refused = client.post(f"{URL}/v1/evaluations", headers=key, data={"kind": "all"},
+                                  files={**small, "measurements": ("m.csv", gz)})
+            gzip_bomb = (refused.status_code, time.perf_counter() - t, refused.json()["errors"][0], len(gz))
+
+            files = {n: (f"{n}.parquet", (data / f"{n}.parquet").read_bytes()) for n in TABLES}
+            memory.start()
+            t0 = time.time()
+            submitted = client.post(f"{URL}/v1/evaluations", headers=key, data={"kind": args.kind}, files=files)
+            assert submitted.status_code == 202, submitted.text
+            status_url = submitted.json()["status_url"]
+            status = {}
+            while time.time() - t0 < args.timeout:
+                for _ in range(20):
+                    t = time.perf_counter()
+                    client.get(f"{URL}/health").raise_for_status()
+                    health.append(1e3 * (time.perf_counter() - t))
+                    time.sleep(0.05)
+                status = client.get(f"{URL}{status_url}", headers=key).json()
+                if status["state"] in ("done", "failed", "cancelled"):
+                    break
+            wall = time.time() - t0
+            memory.stop.set()
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+    load = os.getloadavg()
+    print(f"national evaluation job: {args.persons} persons, kind={args.kind}, default settings, "
+          f"bip serve --workers 2; {os.cpu_count()} cores, load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}")
+    for size in sizes:
+        print(f"  {size.name}: {size.rows} rows x {size.columns} columns, {size.unpacked} bytes unpacked")
+    print(f"state {status.get('state')} after {wall:.0f} s (job elapsed {status.get('elapsed_s')} s): "
+          f"{status.get('message')} {status.get('errors') or ''}")
+    print(f"job process peak: RSS {memory.rss / 2**30:.2f} GiB, virtual {memory.vms / 2**30:.2f} GiB; "
+          f"estimate {estimate / 2**30:.2f} GiB; ceiling {defaults.job_memory_bytes / 2**30:.1f} GiB")
+    print(f"/health while it ran: p50 {ms(health, 50):.2f} ms, p99 {ms(health, 99):.2f} ms, max {max(health):.1f} ms "
+          f"(n={len(health)})")
+    print(f"Parquet bomb (5,000,000 rows, {bomb.stat().st_size} bytes): {parquet_bomb[0]} in {parquet_bomb[1]:.2f} s: "
+          f"{parquet_bomb[2]}")
+    print(f"gzip CSV bomb ({gzip_bomb[3]} bytes): {gzip_bomb[0]} in {gzip_bomb[1]:.2f} s: {gzip_bomb[2]}")
+
+
+if __name__ == "__main__":
+    main()
