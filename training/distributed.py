@@ -84,12 +84,16 @@ def fit_trees_on_dask(address: str, X: np.ndarray, y: np.ndarray, params: dict, 
     from xgboost import dask as dxgb
     client = dask_client(address)
     params = {k: v for k, v in params.items() if k != "nthread"}  # each worker uses its own threads
-    train = _dask_matrix(client, X, y)
-    if X_val is None:
-        output = dxgb.train(client, params, train, num_boost_round=rounds)
-        return output["booster"], rounds
-    valid = _dask_matrix(client, X_val, y_val)
-    output = dxgb.train(client, params, train, num_boost_round=rounds, evals=[(valid, "valid")],
-                        early_stopping_rounds=early_stopping, verbose_eval=False)
+    # as_current: the DaskDMatrix persists its chunks through the current client; if another
+    # client of this process were current (a notebook's, the cohort job's) it would wait forever
+    # for futures this client does not own.
+    with client.as_current():
+        train = _dask_matrix(client, X, y)
+        if X_val is None:
+            output = dxgb.train(client, params, train, num_boost_round=rounds)
+            return output["booster"], rounds
+        valid = _dask_matrix(client, X_val, y_val)
+        output = dxgb.train(client, params, train, num_boost_round=rounds, evals=[(valid, "valid")],
+                            early_stopping_rounds=early_stopping, verbose_eval=False)
     booster = output["booster"]
     return booster, booster.best_iteration + 1
