@@ -28,6 +28,10 @@ def evaluate_command(
     language: str = typer.Option("da", help="The report's first language: da or en (it has a switch)."),
     log: bool = typer.Option(True, help="Log the evaluation as an MLflow run."),
     publish: bool = typer.Option(False, help="BIP mode: mark this evaluation as the published one."),
+    policy: bool = typer.Option(False, help="BIP mode: also learn which intervention for whom (a depth-2 rule, "
+                                "its value beside current practice; report section 'Which intervention for whom')."),
+    capacity: str = typer.Option(None, help="With --policy: places per kind, e.g. mentor=300,loentilskud=0.05 "
+                                 "(a number of decision points, or a share below 1)."),
     quiet: bool = QUIET,
 ) -> None:
     """Estimate intervention effects: generic (--cohort) or BIP mode (--data, every kind by default)."""
@@ -36,6 +40,10 @@ def evaluate_command(
     try:
         if language not in ("da", "en"):
             raise EvaluationInputError("language", language, "da or en")
+        targeting = {"capacity": parse_capacity(capacity), "depth": 2} if policy else None
+        if targeting is not None:
+            from evaluation.policy import check_policy_parameters
+            check_policy_parameters([], targeting["capacity"], 2)   # before reading anything
         if data is not None:
             from features.tables import load_and_validate
             with progress_bar(quiet) as progress:
@@ -48,7 +56,7 @@ def evaluate_command(
                     configure_tracking()
                     scoring_model = load_scoring_model(model)
                 result = evaluate(tables, kind=kind, horizon=horizon, estimand=estimand, seed=seed,
-                                  model=scoring_model, schema=schema, progress=progress)
+                                  model=scoring_model, schema=schema, progress=progress, policy=targeting)
             for r in result["kinds"].values():
                 truth = compare_with_truth(r, Path(data) / "truth.json", horizon)
                 if truth:
@@ -58,6 +66,8 @@ def evaluate_command(
                 raise EvaluationInputError("cohort", None, "--cohort, --treatment and --outcome (or --data)")
             if publish:
                 raise EvaluationInputError("publish", True, "BIP mode only (effects by readiness band)")
+            if policy:
+                raise EvaluationInputError("policy", True, "BIP mode only (--data): decision points need the four tables")
             with progress_bar(quiet) as progress:
                 result = evaluate(cohort=read_cohort(cohort), treatment=treatment, outcome=outcome,
                                   covariates=covariates.split(",") if covariates else None,
@@ -107,8 +117,43 @@ def check_command(
     workers: int = typer.Option(1, min=1, max=64, help="Seeds run at once, each in its own process."),
     limits: Path = typer.Option(None, help="Write the per-kind coverage here as known limits for the report "
                                 "(evaluation/known_limits.json)."),
+    policy: bool = typer.Option(False, help="Check the targeting rule (bip evaluate --policy) instead: its true "
+                                "value against its interval, its true gain and regret."),
+    capacity: str = typer.Option(None, help="With --policy: places per kind, e.g. mentor=300,loentilskud=0.05 "
+                                 "(a number of decision points, or a share below 1)."),
     quiet: bool = QUIET,
 ) -> None:
     """Coverage and bias of the BIP-mode estimates against the simulator's true effects."""
+    if policy:
+        from evaluation.check import policy_check
+        from evaluation.estimate import EvaluationInputError
+        from evaluation.policy import check_policy_parameters
+        try:
+            places = parse_capacity(capacity)
+            check_policy_parameters([], places, 2)
+        except EvaluationInputError as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(2)
+        out = out if out != Path("data/evaluation_check.csv") else Path("data/policy_check.csv")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        policy_check(list(range(first_seed, first_seed + seeds)), persons, str(out), workers, places)
+        return
     from evaluation.check import check_command as run
     run(seeds, first_seed, persons, str(out), workers, str(limits) if limits else None, quiet=quiet)
+
+
+def parse_capacity(text: str | None) -> dict[str, float] | None:
+    """'mentor=300,loentilskud=0.05' -> {'mentor': 300.0, 'loentilskud': 0.05}; clear errors."""
+    from evaluation.estimate import EvaluationInputError
+    if not text:
+        return None
+    places = {}
+    for part in text.split(","):
+        kind, sep, value = part.partition("=")
+        try:
+            places[kind.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise EvaluationInputError("capacity", part, "kind=places, e.g. mentor=300 or mentor=0.05, comma-separated")
+    return places

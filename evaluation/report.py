@@ -326,6 +326,60 @@ def _kind_section(result: dict, name_da: str, name_en: str, horizon: int | None,
     return "".join(parts)
 
 
+def _policy(result: dict) -> str:
+    """Which intervention for whom (evaluation.policy): the learned rule in words, its value
+    beside current practice, treating nobody and the best single programme. A group-level
+    finding, never an instruction for one citizen."""
+    p = result.get("policy")
+    if not p:
+        return ""
+    schema = load_schema()
+    v = p["value"]
+
+    def arm(name):
+        if name == "none":
+            return T("ingen indsats nu", "no programme now")
+        da, en = labels(f"activity_{name}", schema)
+        return T(da, en)
+
+    def condition(text):
+        feature, op, cut = text.split(" ")
+        key = feature.removesuffix("__cw_level")
+        if key in schema:
+            da, en = labels(key, schema)
+            return T(f"sagsbehandlerens vurdering af {esc(da.lower())} {op} {esc(cut)}",
+                     f"the caseworker's rating of {esc(en.lower())} {op} {esc(cut)}")
+        names = {"person__age": ("alder", "age"), "readiness": ("parathed", "readiness")}
+        da, en = names.get(feature, (feature, feature))
+        return T(f"{esc(da)} {op} {esc(cut)}", f"{esc(en)} {op} {esc(cut)}")
+
+    leaves = "".join(f"<li>{T('Hvis ', 'If ')}{T(' og ', ' and ').join(condition(c) for c in leaf['conditions']) or T('alle', 'everyone')}: "
+                     f"<b>{arm(leaf['arm'])}</b></li>" for leaf in p["rule"]["leaves"])
+
+    def share(x):
+        return f"{_num(100 * x['value'], 'da')} % ({_num(100 * x['ci_low'], 'da')}–{_num(100 * x['ci_high'], 'da')})"
+
+    def share_en(x):
+        return f"{_num(100 * x['value'], 'en')}% ({_num(100 * x['ci_low'], 'en')}–{_num(100 * x['ci_high'], 'en')})"
+    best = v["best_single_programme"]
+    rows = [(T("Reglen ovenfor", "The rule above"), v["learned_rule"]),
+            (T("Nuværende praksis", "Current practice"), v["current_practice"]),
+            (T("Ingen indsats til nogen", "No programme for anyone"), v["treat_nobody"]),
+            (T("Bedste enkelte indsats til alle: ", "Best single programme for all: ") + arm(best["kind"]), best)]
+    table = "".join(f"<tr><td>{name}</td><td>{T(share(x), share_en(x))}</td></tr>" for name, x in rows)
+    g = p["gain_over_current_practice"]
+    capacity = ", ".join(f"{arm(k)} ≤ {c:g}" for k, c in p["capacity"].items())
+    return (f"<h2>{T('Hvilken indsats til hvem', 'Which intervention for whom')}</h2>"
+            f"<p>{T('En regel med højst to spørgsmål, lært af data, om hvilken indsats der giver flest i job inden for ', 'A rule of at most two questions, learned from the data, on which programme puts most people in a job within ')}"
+            f"{p['horizon_months']} {T('måneder:', 'months:')}</p><ul>{leaves}</ul>"
+            f"<table><tr><th>{T('Tildeling', 'Assignment')}</th><th>{T('Andel i job (95 %-interval)', 'Share in a job (95% interval)')}</th></tr>{table}</table>"
+            f"<p>{T('Gevinst ved reglen frem for nuværende praksis: ', 'Gain of the rule over current practice: ')}"
+            f"{T(interval_words(g['ci_low'], g['ci_high'], True, 'da', 'i job', ''), interval_words(g['ci_low'], g['ci_high'], True, 'en', '', 'in a job'))}.</p>"
+            + (f"<p>{T('Pladser højst: ', 'Places at most: ')}{capacity}.</p>" if capacity else "")
+            + f"<p class=\"warn\">{T('Et fund om grupper til planlægning, ikke en anvisning for den enkelte borger: sagsbehandleren og borgeren beslutter. Reglens værdi er målt på personer, den ikke blev lært på (krydstilpasning).', 'A finding about groups for planning, not an instruction for one citizen: the caseworker and the citizen decide. The rule is valued on persons it was not learned on (cross-fitting).')}</p>"
+            f"<p><small>{esc(p['method'])}; {p['decision_points']} {T('beslutningstidspunkter', 'decision points')}, {p['persons']} {T('personer', 'persons')}.</small></p>")
+
+
 def render_report(result: dict, title: str | None = None, language: str = "da") -> str:
     """The whole page for a generic result, one BIP kind's result, or a BIP all-kinds result."""
     schema = load_schema()
@@ -409,6 +463,7 @@ button{{font-size:1em}}</style></head><body class="{language}">
 <p>{covariate_text}</p>
 {_assumptions(randomized, bip)}
 {''.join(sections)}
+{_policy(result)}
 <p><small>{T('Effekter er forskelle i andelen med udfaldet, i procentpoint. Intervallerne gælder estimandet blandt '
              'tidspunkter/rækker med overlap.', 'Effects are differences in the share with the outcome, in percentage '
              'points. Intervals are for the estimand among occasions/rows with overlap.')}</small></p>

@@ -28,6 +28,7 @@ from evaluation.bip_mode import (
     covariate_names,
 )
 from evaluation.limits import band_interval_check
+from evaluation.policy import check_policy_parameters, decision_points, learn_policy
 from evaluation.estimate import (
     DESIGNS,
     EvaluationInputError,
@@ -47,7 +48,8 @@ def evaluate(tables: dict[str, pd.DataFrame] | None = None, *, cohort: pd.DataFr
              covariates: list[str] | None = None, subgroups: list[str] | None = None,
              design: str = "observational", horizon: int | None = None, estimand: str = "ATT", seed: int = 0,
              model=None, schema: IndicatorSchema | None = None, progression: bool = True,
-             settings: Settings | None = None, progress: Progress | None = None) -> dict:
+             settings: Settings | None = None, progress: Progress | None = None,
+             policy: dict | None = None) -> dict:
     """Estimate intervention effects, with diagnostics, subgroup and progression effects.
 
     Parameters
@@ -61,6 +63,8 @@ def evaluate(tables: dict[str, pd.DataFrame] | None = None, *, cohort: pd.DataFr
     model : BIP mode: a scoring model whose probability becomes the readiness score and band
         (and a covariate); without one the bands use the mean caseworker rating.
     progress : called as progress(fraction in [0, 1], message) as the work advances.
+    policy : BIP mode: also learn which intervention for whom (evaluation.policy), e.g.
+        {"capacity": {"mentor": 300}, "depth": 2}; the result gets a "policy" entry.
 
     Returns
     -------
@@ -82,8 +86,10 @@ def evaluate(tables: dict[str, pd.DataFrame] | None = None, *, cohort: pd.DataFr
             if design != "observational":
                 raise EvaluationInputError("design", design, "observational in BIP mode (interventions there "
                                            "are assigned by caseworkers, never at random)")
+            if policy is not None:
+                check_policy_parameters(check_kinds(kind), policy.get("capacity"), policy.get("depth", 2))
             result = _evaluate_bip(tables, schema or load_schema(), kind, horizon or settings.horizon_months,
-                                   estimand, seed, model, progression, settings, progress)
+                                   estimand, seed, model, progression, settings, progress, policy)
         else:
             raise EvaluationInputError("cohort", None, "a cohort table (generic mode) or the four tables (BIP mode)")
     progress(1.0, "done")
@@ -125,16 +131,26 @@ def _evaluate_generic(cohort, treatment, outcome, covariates, subgroups, design,
     return result
 
 
-def _evaluate_bip(tables, schema, kind, horizon, estimand, seed, model, progression, settings, progress) -> dict:
-    kinds = check_kinds(kind)
-    start = time.perf_counter()
-    progress(0.02, "building occasions and features")
+def occasions_and_covariates(tables, schema, kinds: list[str], horizon: int, model, settings: Settings,
+                             progression: bool):
+    """The occasion table of BIP mode and its encoded covariates: (table, X, names, covariates)."""
     table = build_occasion_table(tables, schema, kinds, horizon, settings.treatment_window_days, model,
                                  {"3m": tuple(settings.follow_up_3m_days), "6m": tuple(settings.follow_up_6m_days)},
                                  settings.score_bands if model is not None else settings.rating_bands, progression)
     covariates = covariate_names(schema) + (["readiness"] if model is not None else [])
     X, names = encode_covariates(table, covariates)
-    X = X.astype(np.float32)   # half the memory; the boosted models bin the values anyway
+    return table, X.astype(np.float32), names, covariates   # float32: half the memory; the trees bin values anyway
+
+
+def _evaluate_bip(tables, schema, kind, horizon, estimand, seed, model, progression, settings, progress,
+                  policy: dict | None = None) -> dict:
+    kinds = check_kinds(kind)
+    start = time.perf_counter()
+    progress(0.02, "building occasions and features")
+    table, X, names, covariates = occasions_and_covariates(tables, schema, kinds, horizon, model, settings, progression)
+    if policy is not None:   # places above the cohort's decision points: refused before any model is fitted
+        check_policy_parameters(kinds, policy.get("capacity"), policy.get("depth", 2),
+                                len(decision_points(table, kinds)[0]))
     outcome = f"job_{horizon}m"
     y_all = table[outcome].to_numpy(dtype=float)
     clusters_all = table["person_id"].astype(str).to_numpy()
@@ -160,9 +176,16 @@ def _evaluate_bip(tables, schema, kind, horizon, estimand, seed, model, progress
                                                          estimand, seed, settings)
         result["seconds"] = time.perf_counter() - kind_start
         results[k] = result
+    targeting = None
+    if policy is not None:
+        progress(0.9, "which intervention for whom")
+        targeting = learn_policy(table, X, outcome, kinds, policy.get("capacity"), policy.get("depth", 2), seed,
+                                 settings, progress=lambda f, message: progress(0.9 + 0.09 * f, message),
+                                 horizon=horizon)
     timing["total_s"] = time.perf_counter() - start
     return {
         "mode": "bip", "estimand": estimand, "horizon": horizon, "seed": seed, "kinds": results,
+        **({"policy": targeting} if targeting is not None else {}),
         "design": {"unit": "measurement occasion (a person contributes several; intervals are clustered by person)",
                    "window_days": settings.treatment_window_days, "horizon_months": horizon,
                    "follow_ups": {"3m": list(settings.follow_up_3m_days), "6m": list(settings.follow_up_6m_days)},

@@ -18,6 +18,7 @@ from simulation.truth import (
     HORIZONS,
     caseworker_change_effect,
     intervention_effects,
+    policy_counterfactuals,
     trait_confounding,
     treated_effects_frame,
     truth_table,
@@ -39,12 +40,13 @@ def optimism_effect(n: int, params, seed: int) -> dict:
 
 def simulate(persons: int = 4000, seed: int = 7, out: str | Path = "data/bip",
              schema: IndicatorSchema | None = None, paths: int = 32, effect_paths: int = 100,
-             truth: bool = True, progress=None, regime: str = "default") -> dict:
+             truth: bool = True, progress=None, regime: str = "default", policy_paths: int = 8) -> dict:
     """Simulate, write the four tables plus truth (unless truth=False: tables only, for scale
     tests), and return the summary. The folder appears whole or not at all (see _atomic_folder).
     `progress(fraction, message)` is told each stage as it starts. `regime`: "default" (the kind
     world) or "realistic" (hidden trait, interaction, answers missing not at random, rater
-    effects; docs/realistic-regime.md)."""
+    effects; docs/realistic-regime.md). `policy_paths`: paths per occasion and arm for
+    truth_policy.parquet (a rule's true value averages thousands of occasions, so few suffice)."""
     schema = schema or load_schema()
     params = load_true_parameters(schema, regime=regime)
     final = Path(out)
@@ -52,14 +54,14 @@ def simulate(persons: int = 4000, seed: int = 7, out: str | Path = "data/bip",
     final.parent.mkdir(parents=True, exist_ok=True)
     with _atomic_folder(final) as out:
         summary = _simulate_into(out, persons, seed, schema, params, paths, effect_paths, truth,
-                                 progress or (lambda fraction, message: None))
+                                 progress or (lambda fraction, message: None), policy_paths)
         (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
     return summary
 
 
 # what bip simulate writes; a folder holding anything else is not replaced
 SIMULATOR_FILES = {"persons.parquet", "measurements.parquet", "activities.parquet", "outcomes.parquet",
-                   "truth.json", "truth_probabilities.parquet", "summary.json", "truth_effects.parquet",
+                   "truth.json", "truth_probabilities.parquet", "summary.json", "truth_effects.parquet", "truth_policy.parquet",
                    "truth_trait.parquet"}  # realistic regime: the hidden trait per person
 
 
@@ -98,12 +100,12 @@ class _atomic_folder:
 
 
 # where each stage starts, as a share of a run with the truth (measured on 2,000 persons)
-_STAGES = {"cohort": 0.0, "tables": 0.01, "truth": 0.03, "interventions": 0.38, "caseworker change": 0.88,
+_STAGES = {"cohort": 0.0, "tables": 0.01, "truth": 0.03, "interventions": 0.38, "policy": 0.7, "caseworker change": 0.88,
            "optimism": 0.97, "summary": 0.99}
 
 
 def _simulate_into(out: Path, persons: int, seed: int, schema, params, paths: int, effect_paths: int,
-                   truth: bool, progress) -> dict:
+                   truth: bool, progress, policy_paths: int = 8) -> dict:
     from features.tables import tables_fingerprint
     share = (lambda stage: _STAGES[stage]) if truth else (lambda stage: min(1.0, _STAGES[stage] / _STAGES["truth"]))
 
@@ -126,9 +128,13 @@ def _simulate_into(out: Path, persons: int, seed: int, schema, params, paths: in
     effect_persons = 4000  # its own counterfactual cohort: enough persons for a stable ratio
     per_occasion: list = []
     interventions = intervention_effects(params, run, occasions, effect_paths, seed + 2,
-                                         progress=within("interventions", "caseworker change", "true effect"),
+                                         progress=within("interventions", "policy", "true effect"),
                                          per_occasion=per_occasion)
     treated_effects_frame(per_occasion).to_parquet(out / "truth_effects.parquet", index=False)
+    progress(share("policy"), "true job chances under every programme (for targeting rules)")
+    policy_counterfactuals(params, run, occasions, policy_paths, seed + 5,
+                           progress=within("policy", "caseworker change", "arm")).to_parquet(
+        out / "truth_policy.parquet", index=False)
     progress(share("caseworker change"), "true effect of a caseworker change")
     caseworker_change = caseworker_change_effect(params, run, occasions, effect_paths, seed + 3)
     progress(share("optimism"), f"true effect of caseworker optimism ({effect_persons} persons twice)")

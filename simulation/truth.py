@@ -163,6 +163,37 @@ def treated_effects_frame(per_occasion: list) -> pd.DataFrame:
                                                                           ignore_index=True)
 
 
+def policy_counterfactuals(params: TrueParameters, run: CohortRun, occasions, paths: int, seed: int,
+                           progress=None) -> pd.DataFrame:
+    """truth_policy.parquet: for every occasion where the person is in no programme that started
+    before it (a decision point: any kind could start now), the true 12-month job probability if
+    nothing starts now (`p_12m_none`) and if each kind starts now (`p_12m_<kind>`), with common
+    random numbers across the arms, and the arm that was taken (`arm`: 'none' or the kind
+    started that day). The true value of any assignment rule is the mean of its arms' columns."""
+    person, month, day, state = occasions
+    started_now = state.active & (state.activity_age == 0) & (state.activity_start == day[:, None])
+    decision = np.nonzero(~(state.active & ~started_now).any(axis=1))[0]
+    base = state.take(decision)
+    now = started_now[decision]
+    base.active &= ~now
+    base.exposed &= ~now
+    arm = np.where(now.any(axis=1), np.array(params.kinds, dtype=object)[now.argmax(axis=1)], "none")
+    arm[now.sum(axis=1) > 1] = "several"
+    frame = pd.DataFrame({"person_id": run.people.person_id[person[decision]], "as_of": _dates(day[decision]),
+                          "arm": arm})
+    h12 = HORIZONS.index(12)
+    for a, name in enumerate(["none", *params.kinds]):
+        if progress:
+            progress(a / (len(params.kinds) + 1), name)
+        units = base.copy()
+        if a > 0:
+            units.active[:, a - 1] = True
+            units.activity_age[:, a - 1] = 0
+        # the same seed for every arm: common random numbers, so differences are paired
+        frame[f"p_12m_{name}"] = probabilities(params, run, units, month[decision], paths, seed)[0][:, h12]
+    return frame.sort_values(["person_id", "as_of"], ignore_index=True)
+
+
 def caseworker_change_effect(params: TrueParameters, run: CohortRun, occasions, paths: int, seed: int) -> dict:
     """Ratio of 12-month job chances right after a caseworker change, against the same occasions
     with the change's disruption removed (the new caseworker kept)."""
