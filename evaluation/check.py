@@ -253,7 +253,7 @@ def _policy_seed(seed: int, persons: int, capacity: dict | None = None) -> dict:
 
 
 def policy_check(seeds: list[int], persons: int = 4000, out: str | None = None, workers: int = 1,
-                 capacity: dict | None = None, log=print) -> pd.DataFrame:
+                 capacity: dict | None = None, log=print, limits: str | None = None) -> pd.DataFrame:
     """The targeting rule against the simulator's counterfactuals over many seeds: is the true
     value of the cross-fitted rule inside its interval, is its true gain over current practice
     positive, and how far is it below the best rule of the same depth (regret)."""
@@ -273,4 +273,13 @@ def policy_check(seeds: list[int], persons: int = 4000, out: str | None = None, 
         f"{100 * frame['true_gain'].mean():+.2f} points (positive in {int((frame['true_gain'] > 0).sum())}); "
         f"mean regret against the best depth-2 rule {100 * frame['regret'].mean():.2f} points; mean interval width "
         f"{100 * (frame['ci_high'] - frame['ci_low']).mean():.2f} points; {frame['policy_seconds'].mean():.0f} s per rule")
+    if limits:   # the "policy" entry of known_limits.json; the other entries are kept
+        from evaluation.limits import read_known_limits
+        known = read_known_limits(Path(limits))
+        known["policy"] = {"coverage": float(frame["covered"].mean()), "seeds": int(len(frame)), "persons": persons,
+                           "mean_true_gain": float(frame["true_gain"].mean()),
+                           "mean_regret": float(frame["regret"].mean()),
+                           "mean_width": float((frame["ci_high"] - frame["ci_low"]).mean())}
+        Path(limits).write_text(json.dumps(known, indent=2, ensure_ascii=False) + "\n")
+        log(f"known limits written to {limits}")
     return frame

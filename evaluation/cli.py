@@ -40,9 +40,9 @@ def evaluate_command(
     try:
         if language not in ("da", "en"):
             raise EvaluationInputError("language", language, "da or en")
+        from evaluation.policy import check_policy_parameters, parse_capacity
         targeting = {"capacity": parse_capacity(capacity), "depth": 2} if policy else None
         if targeting is not None:
-            from evaluation.policy import check_policy_parameters
             check_policy_parameters([], targeting["capacity"], 2)   # before reading anything
         if data is not None:
             from features.tables import load_and_validate
@@ -127,7 +127,7 @@ def check_command(
     if policy:
         from evaluation.check import policy_check
         from evaluation.estimate import EvaluationInputError
-        from evaluation.policy import check_policy_parameters
+        from evaluation.policy import check_policy_parameters, parse_capacity
         try:
             places = parse_capacity(capacity)
             check_policy_parameters([], places, 2)
@@ -136,24 +136,9 @@ def check_command(
             raise typer.Exit(2)
         out = out if out != Path("data/evaluation_check.csv") else Path("data/policy_check.csv")
         out.parent.mkdir(parents=True, exist_ok=True)
-        policy_check(list(range(first_seed, first_seed + seeds)), persons, str(out), workers, places)
+        policy_check(list(range(first_seed, first_seed + seeds)), persons, str(out), workers, places,
+                     limits=str(limits) if limits else None)
         return
     from evaluation.check import check_command as run
     run(seeds, first_seed, persons, str(out), workers, str(limits) if limits else None, quiet=quiet)
 
-
-def parse_capacity(text: str | None) -> dict[str, float] | None:
-    """'mentor=300,loentilskud=0.05' -> {'mentor': 300.0, 'loentilskud': 0.05}; clear errors."""
-    from evaluation.estimate import EvaluationInputError
-    if not text:
-        return None
-    places = {}
-    for part in text.split(","):
-        kind, sep, value = part.partition("=")
-        try:
-            places[kind.strip()] = float(value)
-        except ValueError:
-            sep = ""
-        if not sep:
-            raise EvaluationInputError("capacity", part, "kind=places, e.g. mentor=300 or mentor=0.05, comma-separated")
-    return places

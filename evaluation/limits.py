@@ -30,3 +30,18 @@ def band_interval_check(kind: str, path: Path = KNOWN_LIMITS) -> dict:
     checked = bool(bands.get("checked") and coverage is not None and coverage >= bands.get("threshold", 1.0))
     return {"checked": checked, "coverage": coverage, "estimates": bands.get("estimates", 0),
             "seeds": bands.get("seeds", 0)}
+
+
+POLICY_COVERAGE_CHECKED = 0.9   # the rule's true value inside its interval on at least 9 of 10 seeds
+
+
+def policy_interval_check(path: Path = KNOWN_LIMITS) -> dict:
+    """Whether the last `bip evaluate-check --policy --limits` found the targeting rule's value
+    intervals honest (coverage of the true value at least POLICY_COVERAGE_CHECKED) and its true
+    gain over current practice positive on average. {"checked": bool, "coverage", "seeds",
+    "mean_true_gain", "mean_regret"} (None where no check has been run)."""
+    entry = read_known_limits(path).get("policy")
+    if not entry:
+        return {"checked": False, "coverage": None, "seeds": 0, "mean_true_gain": None, "mean_regret": None}
+    return {**entry, "checked": bool(entry.get("coverage", 0) >= POLICY_COVERAGE_CHECKED
+                                     and entry.get("mean_true_gain", 0) > 0)}

@@ -240,6 +240,22 @@ def check_policy_parameters(kinds: list[str], capacity: dict[str, float] | None,
         raise EvaluationInputError("kind", unknown[0], f"one of {list(ACTIVITY_KINDS)}")
 
 
+def parse_capacity(text: str | None) -> dict[str, float] | None:
+    """'mentor=300,loentilskud=0.05' -> {'mentor': 300.0, 'loentilskud': 0.05}; clear errors."""
+    if not text:
+        return None
+    places = {}
+    for part in text.split(","):
+        kind, sep, value = part.partition("=")
+        try:
+            places[kind.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise EvaluationInputError("capacity", part, "kind=places, e.g. mentor=300 or mentor=0.05, comma-separated")
+    return places
+
+
 def decision_points(table: pd.DataFrame, kinds: list[str]) -> tuple[pd.DataFrame, np.ndarray, int]:
     """Occasions where no programme started earlier is running (every kind eligible), with
     `arm` = the kind started within the window or 'none'; occasions where two kinds started

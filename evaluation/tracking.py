@@ -51,6 +51,12 @@ def log_evaluation(result: dict, title: str | None = None, settings: Settings | 
             mlflow.log_metrics({f"{prefix}estimate": r["estimate"], f"{prefix}ci_low": r["ci_low"],
                                 f"{prefix}ci_high": r["ci_high"], f"{prefix}n_treated": r["n_treated"],
                                 f"{prefix}naive": r["naive"]["estimate"]})
+        if result.get("policy"):
+            v = result["policy"]["value"]["learned_rule"]
+            g = result["policy"]["gain_over_current_practice"]
+            mlflow.log_metrics({"policy_value": v["value"], "policy_value_ci_low": v["ci_low"],
+                                "policy_value_ci_high": v["ci_high"], "policy_gain": g["value"],
+                                "policy_gain_ci_low": g["ci_low"], "policy_gain_ci_high": g["ci_high"]})
         with tempfile.TemporaryDirectory() as folder:
             write_outputs(result, folder, title)
             mlflow.log_artifacts(folder)
@@ -92,6 +98,11 @@ def published_effects(settings: Settings | None = None) -> dict | None:
                           "by_jobcenter": {jobcenter: {...same four...}},
                           "band_intervals_checked": bool, "interval": str}}}
 
+    With `bip evaluate --policy`, also "targeting": the learned rule's leaves (conditions and
+    kind), its value, current practice's and the gain in percentage points with 95% intervals, and
+    `checked` (the rule's intervals passed `bip evaluate-check --policy`): a group-level finding
+    for planning, never an instruction for one citizen.
+
     A band or jobcentre with too few treated or comparison occasions is absent.
     `band_intervals_checked`: whether the band intervals passed the truth check
     (evaluation/known_limits.json; absent in evaluations published before it existed: treat as false). These are
@@ -109,6 +120,24 @@ def published_effects(settings: Settings | None = None) -> dict | None:
         kinds = json.loads(Path(client.download_artifacts(run_id, "band_effects.json", folder)).read_text())
         evaluation = json.loads(Path(client.download_artifacts(run_id, "evaluation.json", folder)).read_text())
     ended = run.info.end_time or run.info.start_time
-    return {"run_id": run_id, "published_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ended / 1000)),
-            "horizon_months": evaluation["horizon"], "estimand": evaluation["estimand"],
-            "bands": evaluation["design"]["bands"], "kinds": kinds}
+    out = {"run_id": run_id, "published_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ended / 1000)),
+           "horizon_months": evaluation["horizon"], "estimand": evaluation["estimand"],
+           "bands": evaluation["design"]["bands"], "kinds": kinds}
+    if evaluation.get("policy"):
+        out["targeting"] = targeting_summary(evaluation["policy"])
+    return out
+
+
+def targeting_summary(policy: dict) -> dict:
+    """The published form of a learned rule: leaves, values and gain in points, whether checked."""
+    from evaluation.limits import policy_interval_check
+
+    def points(x):
+        return {"points": 100 * x["value"], "ci_low_points": 100 * x["ci_low"], "ci_high_points": 100 * x["ci_high"]}
+    v = policy["value"]
+    return {"leaves": policy["rule"]["leaves"], "capacity": policy["capacity"],
+            "value": points(v["learned_rule"]), "current_practice": points(v["current_practice"]),
+            "gain": points(policy["gain_over_current_practice"]),
+            "checked": policy_interval_check()["checked"],
+            "note": "share in a job or education within the horizon if decisions followed the rule (valued on "
+                    "persons it was not learned on); a group-level finding, never an instruction for one citizen"}

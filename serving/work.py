@@ -135,7 +135,7 @@ def _evaluation_job(params, inputs, folder, progress):
                 configure_tracking()
                 model = load_scoring_model(params["model_uri"])
             result = evaluate(tables, kind=params["kind"], horizon=params["horizon"], estimand=params["estimand"],
-                              seed=params["seed"], model=model, schema=schema,
+                              seed=params["seed"], model=model, schema=schema, policy=params.get("policy"),
                               progress=lambda f, m: progress(0.15 + 0.75 * f, m))
         else:
             frame = read_cohort(inputs["cohort"], params.get("file_format"))

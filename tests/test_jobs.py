@@ -244,11 +244,22 @@ def test_evaluations_are_jobs_generic_and_bip_mode(service, small_cohort_dir):
     assert status["state"] == "failed" and status["errors"][0]["field"] == "outcome"
     tables = {name: (f"{name}.parquet", (small_cohort_dir / f"{name}.parquet").read_bytes())
               for name in ("persons", "measurements", "activities", "outcomes")}
-    submitted = client.post("/v1/evaluations", files=tables, data={"kind": "virksomhedspraktik"}, headers=keys["evaluator"])
+    # the targeting option: bad places refused at submit, naming the field; a rule learned in the job
+    for data, field in (({"kind": "all", "policy": "true", "capacity": "mentor"}, "capacity"),
+                        ({"kind": "all", "capacity": "mentor=3"}, "capacity"),
+                        ({"kind": "all", "policy": "true", "capacity": "kurser=3"}, "capacity"),
+                        ({"kind": "all", "policy": "true", "capacity": "mentor=-2"}, "capacity.mentor")):
+        bad = client.post("/v1/evaluations", files=tables, data=data, headers=keys["evaluator"])
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == field, bad.text
+    submitted = client.post("/v1/evaluations", files=tables, data={"kind": "virksomhedspraktik", "policy": "true"},
+                            headers=keys["evaluator"])
     status = wait_for(client, submitted.json()["status_url"], keys["evaluator"])
     assert status["state"] == "done", status
+    result = client.get(status["result_url"], headers=keys["evaluator"]).json()
+    assert result["policy"]["arms"] == ["none", "virksomhedspraktik"] and result["policy"]["rule"]["leaves"]
     html = client.get(status["result_url"] + "?format=html", headers=keys["evaluator"])
     assert html.status_code == 200 and "virksomhedspraktik" in html.text and "<img" in html.text
+    assert "Which intervention for whom" in html.text
 
 
 def test_published_band_effects_are_served_to_a_caseworker_key(service, small_tables):
@@ -258,11 +269,15 @@ def test_published_band_effects_are_served_to_a_caseworker_key(service, small_ta
     from evaluation.tracking import log_evaluation, publish_evaluation
     client, keys, settings = service
     quick = settings.model_copy(update={"evaluation_folds": 2, "evaluation_repeats": 1})
-    result = evaluate(small_tables, kind="all", progression=False, settings=quick)
+    result = evaluate(small_tables, kind="all", progression=False, settings=quick, policy={"depth": 2})
     publish_evaluation(log_evaluation(result, settings=settings), settings)
     answer = client.get("/v1/evaluations/published", headers=keys["caseworker"])
     assert answer.status_code == 200, answer.text
     served = answer.json()
+    targeting = served["targeting"]   # the rule travels as a group-level finding with its interval
+    assert targeting["leaves"] == result["policy"]["rule"]["leaves"] and isinstance(targeting["checked"], bool)
+    assert targeting["value"]["ci_low_points"] <= targeting["value"]["points"] <= targeting["value"]["ci_high_points"]
+    assert "never an instruction" in targeting["note"]
     praktik, expected = served["kinds"]["virksomhedspraktik"], result["band_effects"]["virksomhedspraktik"]
     assert praktik["overall"]["effect_points"] == pytest.approx(100 * result["kinds"]["virksomhedspraktik"]["estimate"])
     assert praktik["by_band"] and set(praktik["by_band"]) == set(expected["by_band"])

@@ -406,8 +406,16 @@ def test_caseworker_phone_english(server, browser, axe):
     else:
         wait.until(EC.text_to_be_present_in_element((By.ID, "error"), "no citizen source"))
 
-    # published effects for this citizen's band (the page's fetch answered here, until the route exists)
-    browser.execute_script(PUBLISHED_STUB, PUBLISHED)
+    # published effects for this citizen's band (the page's fetch answered here, until the route exists),
+    # with a checked targeting rule whose first leaf holds for every rating (<= 99)
+    from features.schema import load_schema
+    key = load_schema().keys[0]
+    rule = {"leaves": [{"conditions": [f"{key}__cw_level <= 99"], "arm": "virksomhedspraktik"},
+                       {"conditions": [f"{key}__cw_level > 99"], "arm": "none"}],
+            "value": {"points": 7.1, "ci_low_points": 5.0, "ci_high_points": 9.2},
+            "current_practice": {"points": 5.0, "ci_low_points": 4.5, "ci_high_points": 5.5},
+            "gain": {"points": 2.1, "ci_low_points": 0.2, "ci_high_points": 4.0}, "checked": True}
+    browser.execute_script(PUBLISHED_STUB, {**PUBLISHED, "targeting": rule})
     browser.find_element(By.ID, "load-demo").click()
     wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#demo-citizen option")) > 5)
     Select(browser.find_element(By.ID, "demo-citizen")).select_by_value(person)
@@ -423,6 +431,9 @@ def test_caseworker_phone_english(server, browser, axe):
     assert row.get_attribute("data-kind") == "virksomhedspraktik" and "Company internship" in row.text
     assert pp(effect["effect_points"], "en") in row.text
     assert f"{num(effect['ci_low_points'], 'en')} – {num(effect['ci_high_points'], 'en')}" in row.text
+    finding = browser.find_element(By.ID, "targeting").text
+    assert "Published finding about groups" in finding and "Company internship" in finding
+    assert "7.1% would be in a job (95% interval 5.0–9.2%)" in finding and "not an instruction" in finding
     scroll, client = _overflow(browser)
     assert client <= 400 and scroll <= client
     for chart in ("waterfall", "trajectory"):

@@ -52,6 +52,9 @@ const T = {
     th_kind: "Indsats", th_effect: "Virkning på chancen", th_ci: "95 %-interval", no_estimate: "for få borgere til et skøn",
     ww_source: (d, band, h) => `Gruppe: ${band}. Virkning på chancen for job eller uddannelse inden for ${h} måneder, i procentpoint. Evaluering offentliggjort ${d}.`,
     rating_band: b => `${b.toLowerCase()} efter sagsbehandlerens vurderinger`,
+    targeting: (who, kind, v, lo, hi, now) => `Offentliggjort fund om grupper: for borgere, hvor ${who}, gav ${kind} flest i job i evalueringen. Fulgte alle beslutninger reglen, ville ${v} % være i job (95 %-interval ${lo}–${hi} %) mod ${now} % med nuværende praksis. Det er et gennemsnit for grupper, ikke en anvisning: du og borgeren beslutter.`,
+    targeting_none: "ingen indsats lige nu", cond_rating: (label, op, cut) => `sagsbehandlerens vurdering af ${label.toLowerCase()} er ${op === "<=" ? "højst" : "over"} ${cut}`,
+    cond_readiness: (op, cut) => `parathed er ${op === "<=" ? "højst" : "over"} ${cut}`, and: " og ",
     loading: "Beregner …", scored: "Færdig. Resultatet står nedenfor.", loaded: n => `${n} borgere hentet.`,
     choose_first: "Vælg en borger på listen, skriv et id, eller indsæt en historik.", need_id: "Skriv borgerens id.",
     no_source: "Denne server har ingen borgerkilde. Indsæt en historik i stedet.",
@@ -99,6 +102,9 @@ const T = {
     th_kind: "Activity", th_effect: "Effect on the chance", th_ci: "95% interval", no_estimate: "too few citizens for an estimate",
     ww_source: (d, band, h) => `Group: ${band}. Effect on the chance of a job or education within ${h} months, in percentage points. Evaluation published ${d}.`,
     rating_band: b => `${b.toLowerCase()} by the caseworker's ratings`,
+    targeting: (who, kind, v, lo, hi, now) => `Published finding about groups: for citizens where ${who}, ${kind} put the most people in a job in the evaluation. Had every decision followed the rule, ${v}% would be in a job (95% interval ${lo}–${hi}%) against ${now}% under current practice. An average for groups, not an instruction: you and the citizen decide.`,
+    targeting_none: "no activity right now", cond_rating: (label, op, cut) => `the caseworker's rating of ${label.toLowerCase()} is ${op === "<=" ? "at most" : "above"} ${cut}`,
+    cond_readiness: (op, cut) => `readiness is ${op === "<=" ? "at most" : "above"} ${cut}`, and: " and ",
     loading: "Scoring …", scored: "Done. The result is below.", loaded: n => `${n} citizens loaded.`,
     choose_first: "Choose a citizen from the list, enter an id, or paste a history.", need_id: "Enter the citizen's id.",
     no_source: "This server has no citizen source. Paste a history instead.",
@@ -461,7 +467,11 @@ function renderWhatWorks() {
   // only kinds whose band intervals passed the truth check (evaluation/known_limits.json)
   const rows = band ? Object.entries(pub.kinds).filter(([, k]) => k.band_intervals_checked === true && k.by_band && k.by_band[band])
     .map(([kind, k]) => ({ kind, e: k.by_band[band] })) : [];
-  panel.hidden = !rows.length;
+  const targeting = targetingFinding(pub);
+  $("targeting").hidden = !targeting;
+  $("targeting").textContent = targeting || "";
+  panel.hidden = !rows.length && !targeting;
+  $("what-works-table").hidden = !rows.length;
   if (!rows.length) return;
   document.querySelector("#what-works-table tbody").replaceChildren(...rows.map(({ kind, e }) =>
     BIP.el("tr", { "data-kind": kind, "data-value": String(e.effect_points) },
@@ -470,6 +480,39 @@ function renderWhatWorks() {
       BIP.el("td", { class: "num" }, `${BIP.num(e.ci_low_points)} – ${BIP.num(e.ci_high_points)}`))));
   const bandName = pub.bands.by === "score" ? t(band) : t("rating_band")(t(band));
   $("what-works-source").textContent = t("ww_source")(BIP.date(pub.published_at), bandName, pub.horizon_months);
+}
+
+/** The published targeting rule's leaf for this citizen, in words, or null: only a rule whose
+ *  intervals passed the truth check (`checked`), and only when every condition can be read off
+ *  the caseworker's latest ratings (or the readiness the evaluation banded by). A group-level
+ *  finding with its interval, never an instruction, and never from the score's explanation. */
+function targetingFinding(pub) {
+  const rule = pub && pub.targeting;
+  if (!rule || rule.checked !== true || !last.body) return null;
+  const cw = last.body.measurements.filter(m => m.respondent === "caseworker" && m.measured_at <= last.result.as_of)
+    .sort((a, b) => a.measured_at.localeCompare(b.measured_at)).pop();
+  const indicators = Object.fromEntries(last.model.indicator_schema.indicators.map(i => [i.key, i]));
+  const read = feature => {
+    if (feature.endsWith("__cw_level")) {
+      const key = feature.slice(0, -"__cw_level".length), v = cw && cw.values[key];
+      return typeof v === "number" && indicators[key] ? { value: v, label: BIP.lang === "da" ? indicators[key].label_da : indicators[key].label_en } : null;
+    }
+    if (feature === "readiness" && pub.bands && pub.bands.by !== "score" && cw) {
+      const values = Object.values(cw.values).filter(v => typeof v === "number");
+      return values.length ? { value: values.reduce((a, b) => a + b, 0) / values.length, readiness: true } : null;
+    }
+    return null;
+  };
+  for (const leaf of rule.leaves) {
+    const parts = leaf.conditions.map(c => { const [feature, op, cut] = c.split(" "); return { f: read(feature), op, cut: Number(cut) }; });
+    if (parts.some(p => !p.f)) return null;              // a condition this page cannot read: say nothing
+    if (!parts.every(p => (p.op === "<=") === (p.f.value <= p.cut))) continue;
+    const who = parts.map(p => p.f.readiness ? t("cond_readiness")(p.op, BIP.num(p.cut)) : t("cond_rating")(p.f.label, p.op, BIP.num(p.cut, Number.isInteger(p.cut) ? 0 : 1))).join(t("and"));
+    const kind = leaf.arm === "none" ? t("targeting_none") : kindLabel(leaf.arm);
+    return t("targeting")(who, kind, BIP.num(rule.value.points), BIP.num(rule.value.ci_low_points),
+      BIP.num(rule.value.ci_high_points), BIP.num(rule.current_practice.points));
+  }
+  return null;
 }
 
 function renderRatings() {

@@ -41,11 +41,16 @@ async def evaluations(
     estimand: str = Form("ATT", pattern="^(ATT|ATE)$"),
     seed: int = Form(0, ge=0, le=2**32 - 1),
     with_score: bool = Form(False, description="BIP mode: add the served model's score as a covariate"),
+    policy: bool = Form(False, description="BIP mode: also learn which intervention for whom (a depth-2 rule "
+                        "with its value beside current practice)"),
+    capacity: str | None = Form(None, max_length=2_000, description="with policy: places per kind, e.g. "
+                                "mentor=300,loentilskud=0.05 (decision points, or a share below 1)"),
     format: str = Query("json", pattern="^(json|html)$", description="the result's default format"),
 ):
     """The same estimate as `bip evaluate`, as a job: generic mode (a cohort file and column names)
     or BIP mode (the four tables and an intervention kind). Answers 202 with the job's status URL;
     the result is evaluation.json (or ?format=html, the report)."""
+    targeting = _targeting(policy, capacity, kind)   # refused before any upload is read
     staged_dir = staging_dir(jobs)
     try:
         if kind is not None:
@@ -57,7 +62,7 @@ async def evaluations(
             current = holder.current
             params = {"mode": "bip", "file_format": file_format,
                       "kind": kind, "horizon": horizon, "estimand": estimand, "seed": seed,
-                      "model_uri": current.pinned_uri if (with_score and current) else None}
+                      "model_uri": current.pinned_uri if (with_score and current) else None, "policy": targeting}
         else:
             if cohort is None or not treatment or not outcome:
                 raise InputProblems([{"field": "cohort", "value": None, "allowed": "generic mode: a cohort file with "
@@ -75,6 +80,24 @@ async def evaluations(
         return await submit_job(jobs, caller, "evaluation", {**params, "format": format, "language": language}, staged)
     finally:
         shutil.rmtree(staged_dir, ignore_errors=True)
+
+
+def _targeting(policy: bool, capacity: str | None, kind: str | None) -> dict | None:
+    """The policy option of a BIP-mode evaluation, or a 422 naming the field."""
+    from evaluation.estimate import EvaluationInputError
+    from evaluation.policy import check_policy_parameters, parse_capacity
+    if not policy:
+        if capacity:
+            raise InputProblems([{"field": "capacity", "value": capacity, "allowed": "only with policy=true"}])
+        return None
+    if kind is None:
+        raise InputProblems([{"field": "policy", "value": True, "allowed": "BIP mode only (the four tables and kind)"}])
+    try:
+        places = parse_capacity(capacity)
+        check_policy_parameters([], places, 2)
+    except EvaluationInputError as error:
+        raise InputProblems([error.to_dict()])
+    return {"capacity": places, "depth": 2}
 
 
 @router.get("/v1/evaluations/published", responses={404: {"description": "no evaluation is published"}})
