@@ -173,7 +173,7 @@ def _multinomial_propensity(X_train, a_train, X_test, n_arms: int, seed: int) ->
     """P(arm | x): boosted trees averaged with a multinomial logistic regression, like the
     binary propensity of the effects; arms absent from the training rows get a tiny share."""
     present = np.unique(a_train)
-    trees = boosted(True, seed).set_params(objective="multi:softprob")
+    trees = boosted(True, seed)   # XGBoost switches to multi:softprob itself for more than two classes
     remap = {a: i for i, a in enumerate(present)}
     local = np.vectorize(remap.get)(a_train)
     p = np.full((len(X_test), n_arms), 1e-6)
