@@ -247,12 +247,27 @@ def _sensitivity(result: dict) -> str:
             f"{pct(m['cf_d'], 'en')}% of who starts; leaving it out moved the estimate {_effect(m['delta_theta'], binary, 'en')} "
             f"{unit_en}): bounds {rng(m['lower'], m['upper'], 'en')} {unit_en}, with uncertainty "
             f"{rng(m['ci_lower'], m['ci_upper'], 'en')}.") + "</li>"
+    fragile = [name for name, m in (s.get("benchmarks") or {}).items() if m["ci_lower"] <= 0 <= m["ci_upper"]]
+    if fragile:
+        da, en = _benchmark_name(fragile[0])
+        verdict = T(f"<b>Estimatet er skrøbeligt:</b> en skjult faktor, der ikke er stærkere end {da}, kunne fjerne "
+                    "effekten eller vende den. Læs det som et muligt, ikke et sikkert, resultat.",
+                    f"<b>The estimate is fragile:</b> a hidden factor no stronger than {en} could erase the effect "
+                    "or reverse it. Read it as a possible, not a sure, result.")
+    elif s.get("benchmarks"):
+        verdict = T("Estimatet holder over for en skjult faktor lige så stærk som de målte faktorer ovenfor; en "
+                    "stærkere faktor kan ikke udelukkes.", "The estimate holds against a hidden factor as strong as "
+                    "the measured factors above; a stronger one cannot be ruled out.")
+    else:
+        verdict = ""
     method = T("Metode: udeladt-variabel-grænser for dobbelt robuste estimater (Chernozhukov, Cinelli, Newey, Sharma "
                "& Syrgkanis 2022) fra de krydstilpassede modeller; værste fald (rho = 1).",
                "Method: omitted-variable-bias bounds for doubly robust estimates (Chernozhukov, Cinelli, Newey, Sharma "
                "& Syrgkanis 2022) from the cross-fitted models; worst case (rho = 1).")
     return (f"<h3>{T('Følsomhed over for skjulte forskelle', 'Sensitivity to hidden confounding')}</h3><p>{text}</p>"
-            + (f"<ul>{rows}</ul>" if rows else "") + f"<p><small>{method}</small></p>")
+            + (f"<ul>{rows}</ul>" if rows else "") + (f"<p class=\"warn\">{verdict}</p>" if fragile else
+                                                       f"<p>{verdict}</p>" if verdict else "")
+            + f"<p><small>{method}</small></p>")
 
 
 def _assumptions(randomized: bool, bip: bool) -> str:

@@ -160,6 +160,13 @@ def test_observational_generic_estimate_carries_its_sensitivity_and_randomized_d
     assert list(s["benchmarks"]) == ["a"]    # a differs most between the arms (with u, hidden)
     html = render_report({**result, "mode": "generic"})
     assert "would have to explain at least" in html and "skulle en ikke-målt faktor forklare mindst" in html
+    # the verdict in words: fragile exactly when the bounds at the benchmark's strength include zero
+    b = s["benchmarks"]["a"]
+    fragile = b["ci_lower"] <= 0 <= b["ci_upper"]
+    assert ("The estimate is fragile" in html) == fragile and ("Estimatet er skrøbeligt" in html) == fragile
+    assert ("The estimate holds against" in html) == (not fragile)
+    shifted = {**s, "benchmarks": {"a": {**b, "ci_lower": -abs(b["ci_upper"]) - 0.01}}}
+    assert "The estimate is fragile" in render_report({**result, "sensitivity": shifted, "mode": "generic"})
     randomized = estimate_effect(frame.assign(treated=np.random.default_rng(2).integers(0, 2, len(frame))),
                                  "treated", "job", OBSERVED, design="randomized", settings=settings)
     assert randomized["sensitivity"] is None
