@@ -249,8 +249,8 @@ def check_policy_parameters(kinds: list[str], capacity: dict[str, float] | None,
     for kind, limit in (capacity or {}).items():
         if kind not in ACTIVITY_KINDS:
             raise EvaluationInputError("capacity", kind, f"a kind among {list(ACTIVITY_KINDS)}")
-        if not isinstance(limit, (int, float)) or not np.isfinite(limit) or limit < 0:
-            raise EvaluationInputError(f"capacity.{kind}", limit, "a share in [0, 1) or a number of places >= 1")
+        if not isinstance(limit, (int, float)) or not np.isfinite(limit) or limit < 0 or (limit >= 1 and limit % 1):
+            raise EvaluationInputError(f"capacity.{kind}", limit, "a share in [0, 1) or a whole number of places >= 1")
         if n_rows is not None and limit >= 1 and limit > n_rows:
             raise EvaluationInputError(f"capacity.{kind}", limit,
                                        f"at most the {n_rows} decision points of this cohort (or a share below 1)")

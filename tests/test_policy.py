@@ -81,6 +81,7 @@ def test_learned_rule_respects_capacity():
     ({K1: -1}, 2, f"capacity.{K1}"),
     ({K1: float("nan")}, 2, f"capacity.{K1}"),
     ({K1: 10_000_000}, 2, f"capacity.{K1}"),
+    ({K1: 2.5}, 2, f"capacity.{K1}"),            # places are whole; a share is below 1
     (None, 3, "depth"),
 ])
 def test_bad_policy_parameters_get_clear_errors(capacity, depth, field):
