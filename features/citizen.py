@@ -7,7 +7,7 @@ of a simulated cohort, so the two cannot drift apart.
 
 from __future__ import annotations
 
-import math
+from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import date
 
@@ -36,99 +36,135 @@ class Spell:
     end: date | None
 
 
-def _history(rows: list[Rating], keys: list[str]) -> dict[str, tuple]:
-    """Per key: (level, previous, two_back, first) with forward fill, as build_features does."""
-    out = {}
-    for key in keys:
-        filled, last = [], NAN
-        for row in rows:
-            value = row.values.get(key)
-            if value is not None:
-                last = float(value)
-            filled.append(last)
-        first = next((v for v in filled if not math.isnan(v)), NAN)
-        out[key] = (filled[-1] if filled else NAN, filled[-2] if len(filled) > 1 else NAN,
-                    filled[-3] if len(filled) > 2 else NAN, first)
+class _History:
+    """One respondent's ratings in date order as a (ratings x keys) matrix, forward-filled once
+    per request, so the (level, previous, two_back, first) of any date prefix is a slice: what
+    build_features computes per indicator, done for all indicators at once."""
+
+    def __init__(self, ratings: list[Rating], keys: list[str]):
+        self.ratings = ratings
+        self.dates = [r.measured_at for r in ratings]
+        n, k = len(ratings), len(keys)
+        # a missing answer (None) becomes NaN; ratings are ints (checked before features are built)
+        values = np.array([[r.values.get(key) for key in keys] for r in ratings], dtype=np.float64).reshape(n, k)
+        valid = ~np.isnan(values)
+        columns = np.arange(k)
+        last = np.where(valid, np.arange(n)[:, None], 0)  # before a first answer, row 0 holds NaN too
+        if n:
+            np.maximum.accumulate(last, axis=0, out=last)
+        self.filled = values[last, columns]
+        if n:
+            self.first_row = np.where(valid.any(axis=0), valid.argmax(axis=0), n)
+            self.first_value = values[np.minimum(self.first_row, n - 1), columns]
+        else:
+            self.first_row, self.first_value = np.zeros(k, dtype=np.intp), np.full(k, NAN)
+        self._none = np.full(k, NAN)
+
+    def count(self, as_of: date) -> int:
+        """How many of the ratings are dated on or before as_of."""
+        return bisect_right(self.dates, as_of)
+
+    def at(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(level, previous, two_back, first) per key over the first n ratings, NaN where absent."""
+        return (self.filled[n - 1] if n > 0 else self._none, self.filled[n - 2] if n > 1 else self._none,
+                self.filled[n - 3] if n > 2 else self._none, np.where(self.first_row < n, self.first_value, NAN))
+
+
+def _nan0(x: np.ndarray) -> np.ndarray:
+    return np.where(np.isnan(x), 0.0, x)
+
+
+def _slopes(level, previous, two_back, dates: list[date]) -> np.ndarray:
+    """Change per year over the last two intervals, else the last one, else 0 (as build_features)."""
+    out = np.zeros(len(level))
+    if len(dates) > 1:
+        value = (level - previous) / max((dates[-1] - dates[-2]).days / DAYS_PER_YEAR, 0.1)
+        out = np.where(np.isnan(value), out, value)
+    if len(dates) > 2:
+        value = (level - two_back) / max((dates[-1] - dates[-3]).days / DAYS_PER_YEAR, 0.1)
+        out = np.where(np.isnan(value), out, value)
     return out
 
 
-def _nan0(x: float) -> float:
-    return 0.0 if math.isnan(x) else x
-
-
-def _slope(level, previous, two_back, dates: list[date]) -> float:
-    if len(dates) > 2:
-        value = (level - two_back) / max((dates[-1] - dates[-3]).days / DAYS_PER_YEAR, 0.1)
-        if not math.isnan(value):
-            return value
-    if len(dates) > 1:
-        value = (level - previous) / max((dates[-1] - dates[-2]).days / DAYS_PER_YEAR, 0.1)
-        if not math.isnan(value):
-            return value
-    return 0.0
-
-
 class CitizenFeatures:
-    """Builds rows in FeatureSpec order for one citizen at any as_of."""
+    """Builds rows in FeatureSpec order for one citizen at any as_of. The column positions are
+    worked out once per schema (one builder per loaded model), not per request."""
 
     def __init__(self, schema: IndicatorSchema):
         self.schema = schema
         self.spec: FeatureSpec = feature_spec(schema)
         self.index = {name: i for i, name in enumerate(self.spec.names)}
         self.citizen_keys = schema.keys_for("citizen")
+        self.keys = keys = schema.keys
+        at = lambda suffix, ks: np.array([self.index[f"{k}__{suffix}"] for k in ks], dtype=np.intp)  # noqa: E731
+        self._cw_level, self._cw_change_prev, self._cw_change_first, self._cw_slope = (
+            at(s, keys) for s in ("cw_level", "cw_change_prev", "cw_change_first", "cw_slope"))
+        self._cit_level, self._cit_change_prev, self._gap = (
+            at(s, self.citizen_keys) for s in ("cit_level", "cit_change_prev", "gap"))
+        self._cit_columns = np.array([keys.index(k) for k in self.citizen_keys], dtype=np.intp)
+        self._history_slots = tuple(self.index[f"history__{n}"] for n in
+                                    ("n_measurements", "years_since_first", "mean_spacing_days", "days_since_last"))
+        self._caseworker_slots = tuple(self.index[f"caseworker__{n}"] for n in
+                                       ("changes", "changed_at_last", "days_since_change"))
+        self._activity_slots = [(kind, *(self.index[f"activity__{kind}__{n}"] for n in ("active", "months_exposed", "ever")))
+                                for kind in ACTIVITY_KINDS]
+        self._parallel_slot = self.index["activity__parallel_with_job_oriented"]
+        self._person_slots = (self.index["person__age"], self.index["person__male"], self.index["person__months_enrolled"])
+        self._one_hot = [("origin", [(v, self.index[f"person__origin_{v}"]) for v in ORIGINS[1:]]),
+                         ("benefit_group", [(v, self.index[f"person__benefit_{v}"]) for v in BENEFIT_GROUPS[1:]]),
+                         ("jobcenter", [(v, self.index[f"jobcenter__{v}"]) for v in JOBCENTERS])]
 
     def row(self, person: dict, ratings: list[Rating], spells: list[Spell], as_of: date) -> np.ndarray:
-        x = np.full(len(self.spec.names), NAN)
-        put = lambda name, value: x.__setitem__(self.index[name], value)  # noqa: E731
-        known = sorted((r for r in ratings if r.measured_at <= as_of), key=lambda r: r.measured_at)
-        caseworker = [r for r in known if r.respondent == "caseworker"]
-        citizen = [r for r in known if r.respondent == "citizen"]
-        cw = _history(caseworker, self.schema.keys)
-        cit = _history(citizen, self.citizen_keys)
-        cw_dates = [r.measured_at for r in caseworker]
-        for indicator in self.schema.indicators:
-            k = indicator.key
-            level, previous, two_back, first = cw[k]
-            put(f"{k}__cw_level", level)
-            if caseworker:  # with no caseworker rating yet, these stay NaN (as in build_features)
-                put(f"{k}__cw_change_prev", _nan0(level - previous))
-                put(f"{k}__cw_change_first", _nan0(level - first))
-                put(f"{k}__cw_slope", _slope(level, previous, two_back, cw_dates))
-            if k in cit:
-                c_level, c_previous = cit[k][0], cit[k][1]
-                put(f"{k}__cit_level", c_level if citizen else NAN)
-                put(f"{k}__cit_change_prev", _nan0(c_level - c_previous))
-                put(f"{k}__gap", (c_level if citizen else NAN) - (level if caseworker else NAN))
-        self._history_features(put, known, as_of)
-        self._caseworker_features(put, caseworker, as_of)
-        self._activity_features(put, spells, as_of)
-        self._person_features(put, person, as_of)
-        return x
+        return self.rows(person, ratings, spells, [as_of])[0]
 
-    @staticmethod
-    def _history_features(put, known: list[Rating], as_of: date):
-        dates = sorted({r.measured_at for r in known})
+    def rows(self, person: dict, ratings: list[Rating], spells: list[Spell], as_ofs: list[date]) -> np.ndarray:
+        """(len(as_ofs), features): one row per as_of from one pass over the ratings."""
+        ordered = sorted(ratings, key=lambda r: r.measured_at)  # stable: same-day rows keep their order
+        dates = [r.measured_at for r in ordered]
+        caseworker = _History([r for r in ordered if r.respondent == "caseworker"], self.keys)
+        citizen = _History([r for r in ordered if r.respondent == "citizen"], self.citizen_keys)
+        X = np.full((len(as_ofs), len(self.spec.names)), NAN)
+        for x, as_of in zip(X, as_ofs):
+            n_cw, n_cit = caseworker.count(as_of), citizen.count(as_of)
+            level, previous, two_back, first = caseworker.at(n_cw)
+            x[self._cw_level] = level
+            if n_cw:  # with no caseworker rating yet, these stay NaN (as in build_features)
+                x[self._cw_change_prev] = _nan0(level - previous)
+                x[self._cw_change_first] = _nan0(level - first)
+                x[self._cw_slope] = _slopes(level, previous, two_back, caseworker.dates[:n_cw])
+            c_level, c_previous, _, _ = citizen.at(n_cit)
+            x[self._cit_level] = c_level
+            x[self._cit_change_prev] = _nan0(c_level - c_previous)
+            x[self._gap] = c_level - level[self._cit_columns]
+            self._history_features(x, dates[:bisect_right(dates, as_of)], as_of)
+            self._caseworker_features(x, caseworker.ratings[:n_cw], as_of)
+            self._activity_features(x, spells, as_of)
+            self._person_features(x, person, as_of)
+        return X
+
+    def _history_features(self, x: np.ndarray, known: list[date], as_of: date):
+        dates = sorted(set(known))
         n = len(dates)
         span = (dates[-1] - dates[0]).days if n else NAN
-        put("history__n_measurements", float(n))
-        put("history__years_since_first", span / DAYS_PER_YEAR)
-        put("history__mean_spacing_days", span / max(n - 1, 1) if n > 1 else 0.0)
-        put("history__days_since_last", float((as_of - dates[-1]).days) if n else NAN)
+        n_slot, years_slot, spacing_slot, last_slot = self._history_slots
+        x[n_slot] = float(n)
+        x[years_slot] = span / DAYS_PER_YEAR
+        x[spacing_slot] = span / max(n - 1, 1) if n > 1 else 0.0
+        x[last_slot] = float((as_of - dates[-1]).days) if n else NAN
 
-    @staticmethod
-    def _caseworker_features(put, caseworker: list[Rating], as_of: date):
+    def _caseworker_features(self, x: np.ndarray, caseworker: list[Rating], as_of: date):
         changes, changed, last_change = 0.0, 0.0, None
         for before, row in zip(caseworker, caseworker[1:]):
             changed = float(before.caseworker_id is not None and row.caseworker_id != before.caseworker_id)
             if changed:
                 changes += 1
                 last_change = row.measured_at
-        put("caseworker__changes", changes)
-        put("caseworker__changed_at_last", changed if len(caseworker) > 1 else 0.0)
-        put("caseworker__days_since_change", float((as_of - last_change).days) if last_change else 9999.0)
+        changes_slot, at_last_slot, since_slot = self._caseworker_slots
+        x[changes_slot] = changes
+        x[at_last_slot] = changed if len(caseworker) > 1 else 0.0
+        x[since_slot] = float((as_of - last_change).days) if last_change else 9999.0
 
-    @staticmethod
-    def _activity_features(put, spells: list[Spell], as_of: date):
+    def _activity_features(self, x: np.ndarray, spells: list[Spell], as_of: date):
         active = dict.fromkeys(ACTIVITY_KINDS, 0.0)
         ever = dict.fromkeys(ACTIVITY_KINDS, 0.0)
         months = dict.fromkeys(ACTIVITY_KINDS, 0.0)
@@ -140,22 +176,17 @@ class CitizenFeatures:
             active[spell.kind] = max(active[spell.kind], float(ongoing))
             ever[spell.kind] = 1.0
             months[spell.kind] += (stop - spell.start).days / _DAYS_PER_MONTH
-        for kind in ACTIVITY_KINDS:
-            put(f"activity__{kind}__active", active[kind])
-            put(f"activity__{kind}__months_exposed", months[kind])
-            put(f"activity__{kind}__ever", ever[kind])
+        for kind, active_slot, months_slot, ever_slot in self._activity_slots:
+            x[active_slot], x[months_slot], x[ever_slot] = active[kind], months[kind], ever[kind]
         job = any(active[k] > 0 for k in ACTIVITY_KINDS if ACTIVITY_CLASSES[k] == "job_oriented")
         other = any(active[k] > 0 for k in ACTIVITY_KINDS if ACTIVITY_CLASSES[k] != "job_oriented")
-        put("activity__parallel_with_job_oriented", float(job and other))
+        x[self._parallel_slot] = float(job and other)
 
-    @staticmethod
-    def _person_features(put, person: dict, as_of: date):
-        put("person__age", float(as_of.year - int(person["birth_year"])))
-        put("person__male", float(person["gender"] == "male"))
-        for origin in ORIGINS[1:]:
-            put(f"person__origin_{origin}", float(person["origin"] == origin))
-        for group in BENEFIT_GROUPS[1:]:
-            put(f"person__benefit_{group}", float(person["benefit_group"] == group))
-        put("person__months_enrolled", (as_of - person["enrolled_on"]).days / _DAYS_PER_MONTH)
-        for jobcenter in JOBCENTERS:
-            put(f"jobcenter__{jobcenter}", float(person["jobcenter"] == jobcenter))
+    def _person_features(self, x: np.ndarray, person: dict, as_of: date):
+        age_slot, male_slot, enrolled_slot = self._person_slots
+        x[age_slot] = float(as_of.year - int(person["birth_year"]))
+        x[male_slot] = float(person["gender"] == "male")
+        for field, slots in self._one_hot:
+            for value, slot in slots:
+                x[slot] = float(person[field] == value)
+        x[enrolled_slot] = (as_of - person["enrolled_on"]).days / _DAYS_PER_MONTH
