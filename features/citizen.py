@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
+from numba import njit
 
 from features.build import DAYS_PER_YEAR, FeatureSpec, feature_spec
 from features.contract import ACTIVITY_CLASSES, ACTIVITY_KINDS, BENEFIT_GROUPS, JOBCENTERS, ORIGINS
@@ -36,54 +37,68 @@ class Spell:
     end: date | None
 
 
-class _History:
-    """One respondent's ratings in date order as a (ratings x keys) matrix, forward-filled once
-    per request, so the (level, previous, two_back, first) of any date prefix is a slice: what
-    build_features computes per indicator, done for all indicators at once."""
-
-    def __init__(self, ratings: list[Rating], keys: list[str]):
-        self.ratings = ratings
-        self.dates = [r.measured_at for r in ratings]
-        n, k = len(ratings), len(keys)
-        # a missing answer (None) becomes NaN; ratings are ints (checked before features are built)
-        values = np.array([[r.values.get(key) for key in keys] for r in ratings], dtype=np.float64).reshape(n, k)
-        valid = ~np.isnan(values)
-        columns = np.arange(k)
-        last = np.where(valid, np.arange(n)[:, None], 0)  # before a first answer, row 0 holds NaN too
-        if n:
-            np.maximum.accumulate(last, axis=0, out=last)
-        self.filled = values[last, columns]
-        if n:
-            self.first_row = np.where(valid.any(axis=0), valid.argmax(axis=0), n)
-            self.first_value = values[np.minimum(self.first_row, n - 1), columns]
-        else:
-            self.first_row, self.first_value = np.zeros(k, dtype=np.intp), np.full(k, NAN)
-        self._none = np.full(k, NAN)
-
-    def count(self, as_of: date) -> int:
-        """How many of the ratings are dated on or before as_of."""
-        return bisect_right(self.dates, as_of)
-
-    def at(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(level, previous, two_back, first) per key over the first n ratings, NaN where absent."""
-        return (self.filled[n - 1] if n > 0 else self._none, self.filled[n - 2] if n > 1 else self._none,
-                self.filled[n - 3] if n > 2 else self._none, np.where(self.first_row < n, self.first_value, NAN))
+_CASEWORKER, _CITIZEN = 1, 2  # respondent codes for the kernel
+_RESPONDENT_CODES = {"caseworker": _CASEWORKER, "citizen": _CITIZEN}
 
 
-def _nan0(x: np.ndarray) -> np.ndarray:
-    return np.where(np.isnan(x), 0.0, x)
+@njit(cache=True)
+def _indicator_features(values, respondent, days, as_of_days, cit_columns, cw_level, cw_change_prev,
+                        cw_change_first, cw_slope, cit_level, cit_change_prev, gap, X):
+    """The per-indicator features of build_features for each as_of, written into X[a].
 
-
-def _slopes(level, previous, two_back, dates: list[date]) -> np.ndarray:
-    """Change per year over the last two intervals, else the last one, else 0 (as build_features)."""
-    out = np.zeros(len(level))
-    if len(dates) > 1:
-        value = (level - previous) / max((dates[-1] - dates[-2]).days / DAYS_PER_YEAR, 0.1)
-        out = np.where(np.isnan(value), out, value)
-    if len(dates) > 2:
-        value = (level - two_back) / max((dates[-1] - dates[-3]).days / DAYS_PER_YEAR, 0.1)
-        out = np.where(np.isnan(value), out, value)
-    return out
+    values (n, K): the ratings in date order, NaN where not answered; respondent (n,) codes;
+    days (n,) and as_of_days (A,): dates as day numbers. Per key and respondent the answers are
+    forward-filled over that respondent's rows dated on or before as_of: level is the last filled
+    value, previous and two_back the ones before it, first the first answer; the same float
+    operations in the same order as build_features' columns."""
+    n, K = values.shape
+    nan = np.nan
+    cw = np.empty(K)
+    for a in range(as_of_days.shape[0]):
+        for k in range(K):
+            level = previous = two_back = first = nan
+            n_cw, d1, d2, d3 = 0, 0, 0, 0
+            for i in range(n):
+                if days[i] > as_of_days[a]:
+                    break
+                if respondent[i] != _CASEWORKER:
+                    continue
+                two_back, previous = previous, level
+                v = values[i, k]
+                if not np.isnan(v):
+                    level = v
+                    if np.isnan(first):
+                        first = v
+                n_cw += 1
+                d3, d2, d1 = d2, d1, days[i]
+            cw[k] = level
+            X[a, cw_level[k]] = level
+            if n_cw == 0:  # with no caseworker rating yet, the others stay NaN (as in build_features)
+                continue
+            change = level - previous
+            X[a, cw_change_prev[k]] = 0.0 if np.isnan(change) else change
+            change = level - first
+            X[a, cw_change_first[k]] = 0.0 if np.isnan(change) else change
+            slope = nan
+            if n_cw > 2:  # change per year over the last two intervals, else the last one, else 0
+                slope = (level - two_back) / max((d1 - d3) / DAYS_PER_YEAR, 0.1)
+            if np.isnan(slope) and n_cw > 1:
+                slope = (level - previous) / max((d1 - d2) / DAYS_PER_YEAR, 0.1)
+            X[a, cw_slope[k]] = 0.0 if np.isnan(slope) else slope
+        for j in range(cit_columns.shape[0]):
+            k = cit_columns[j]
+            level = previous = nan
+            for i in range(n):
+                if days[i] > as_of_days[a]:
+                    break
+                if respondent[i] == _CITIZEN:
+                    previous = level
+                    if not np.isnan(values[i, k]):
+                        level = values[i, k]
+            X[a, cit_level[j]] = level
+            change = level - previous
+            X[a, cit_change_prev[j]] = 0.0 if np.isnan(change) else change
+            X[a, gap[j]] = level - cw[k]
 
 
 class CitizenFeatures:
@@ -121,23 +136,20 @@ class CitizenFeatures:
         """(len(as_ofs), features): one row per as_of from one pass over the ratings."""
         ordered = sorted(ratings, key=lambda r: r.measured_at)  # stable: same-day rows keep their order
         dates = [r.measured_at for r in ordered]
-        caseworker = _History([r for r in ordered if r.respondent == "caseworker"], self.keys)
-        citizen = _History([r for r in ordered if r.respondent == "citizen"], self.citizen_keys)
+        # a missing answer (None) becomes NaN; answers are whole numbers, checked before features are built
+        values = np.array([list(map(r.values.get, self.keys)) for r in ordered],
+                          dtype=np.float64).reshape(len(ordered), len(self.keys))
+        respondent = np.array([_RESPONDENT_CODES.get(r.respondent, 0) for r in ordered], dtype=np.int64)
+        days = np.array([d.toordinal() for d in dates], dtype=np.int64)
         X = np.full((len(as_ofs), len(self.spec.names)), NAN)
+        _indicator_features(values, respondent, days, np.array([d.toordinal() for d in as_ofs], dtype=np.int64),
+                            self._cit_columns, self._cw_level, self._cw_change_prev, self._cw_change_first,
+                            self._cw_slope, self._cit_level, self._cit_change_prev, self._gap, X)
         for x, as_of in zip(X, as_ofs):
-            n_cw, n_cit = caseworker.count(as_of), citizen.count(as_of)
-            level, previous, two_back, first = caseworker.at(n_cw)
-            x[self._cw_level] = level
-            if n_cw:  # with no caseworker rating yet, these stay NaN (as in build_features)
-                x[self._cw_change_prev] = _nan0(level - previous)
-                x[self._cw_change_first] = _nan0(level - first)
-                x[self._cw_slope] = _slopes(level, previous, two_back, caseworker.dates[:n_cw])
-            c_level, c_previous, _, _ = citizen.at(n_cit)
-            x[self._cit_level] = c_level
-            x[self._cit_change_prev] = _nan0(c_level - c_previous)
-            x[self._gap] = c_level - level[self._cit_columns]
-            self._history_features(x, dates[:bisect_right(dates, as_of)], as_of)
-            self._caseworker_features(x, caseworker.ratings[:n_cw], as_of)
+            known = bisect_right(dates, as_of)
+            caseworker = [r for r in ordered[:known] if r.respondent == "caseworker"]
+            self._history_features(x, dates[:known], as_of)
+            self._caseworker_features(x, caseworker, as_of)
             self._activity_features(x, spells, as_of)
             self._person_features(x, person, as_of)
         return X

@@ -5,18 +5,19 @@ for the cohort route, where a request holds many citizens."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
 import pandas as pd
 
-from features.citizen import CitizenFeatures, Rating, Spell
+from features.citizen import CitizenFeatures
 from features.validation import Problem, citizen_problems
 from models.scoring import ScoringModel, cumulative_curve, sigmoid
 from serving import texts
 from serving.errors import InputProblems
-from serving.schemas import ScoreRequest
+from serving.schemas import Activity, Measurement, ScoreRequest
 
 
 INTERVAL_METHOD = "95% model uncertainty: log-odds +- 1.96 SD across the 5 cross-validation models"
@@ -58,11 +59,11 @@ def request_tables(request: ScoreRequest, schema) -> dict[str, pd.DataFrame]:
     return {"persons": persons, "measurements": measurements, "activities": activities}
 
 
-def citizen_inputs(request: ScoreRequest) -> tuple[dict, list[Rating], list[Spell]]:
-    person = request.person.model_dump()
-    ratings = [Rating(m.measured_at, m.respondent, m.caseworker_id, m.values) for m in request.measurements]
-    spells = [Spell(a.kind, a.start, a.end) for a in request.activities]
-    return person, ratings, spells
+def citizen_inputs(request: ScoreRequest) -> tuple[dict, list[Measurement], list[Activity]]:
+    """The person as a dict, and the measurements and activities as they came: a Measurement has
+    the attributes of a Rating (measured_at, respondent, caseworker_id, values) and an Activity
+    those of a Spell (kind, start, end), so no copy is made per row."""
+    return request.person.model_dump(), request.measurements, request.activities
 
 
 def check(request: ScoreRequest, person, ratings, spells, schema, today: date) -> date:
@@ -105,7 +106,7 @@ def score_citizen(model: ScoringModel, request: ScoreRequest, today: date, obser
     default = model.horizons.index(model.horizon_months)
     # percentage points each part moves the score: from the score without it to the score
     moved_pp = 100 * (probability[0] - sigmoid(log_odds[0] - contributions[0]))
-    x = X[0]
+    x = X[0].tolist()  # plain floats: the few values the reasons quote are read from here
     parts = []
     for g, group in enumerate(groups):
         c = float(contributions[0, g])
@@ -164,10 +165,10 @@ def _request_path(model: ScoringModel) -> tuple[CitizenFeatures, list[_Group]]:
     return cached
 
 
-def _value(x: np.ndarray, index: int | None):
-    if index is None or np.isnan(x[index]):
+def _value(x: list[float], index: int | None) -> float | None:
+    if index is None or math.isnan(x[index]):
         return None
-    return float(x[index])
+    return x[index]
 
 
 def _change(previous, probability, contributions, log_odds, groups, schema) -> dict:
