@@ -119,10 +119,9 @@ def cumulative_curve(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     curve[:, k] = max(raw[:, :k+1]) (non-decreasing in k); source[:, k] is the head whose value it
     is, the own head on ties, so its explanation is the curve's explanation."""
     curve = np.maximum.accumulate(raw, axis=1)
-    source = np.empty(raw.shape, dtype=np.int64)
-    for k in range(raw.shape[1]):
-        source[:, k] = k if k == 0 else np.where(raw[:, k] >= curve[:, k], k, source[:, k - 1])
-    return curve, source
+    # the last head at or before k whose own value is the curve's (head 0 at k = 0, whatever it is)
+    own = np.where(raw >= curve, np.arange(raw.shape[1]), 0)
+    return curve, np.maximum.accumulate(own, axis=1)
 
 
 class _Forests:
@@ -300,7 +299,7 @@ class ScoringModel:
         parts, base = self.heads[k].explain(X)
         if len(self.heads) > 1:
             source = cumulative_curve(self.raw_log_odds(X) if raw is None else raw)[1][:, k]
-            for j in np.unique(source[source != k]):
+            for j in sorted(set(source[source != k].tolist())):
                 rows = source == j
                 parts[rows], base[rows] = self.heads[j].explain(X[rows])
         return parts @ self._group_matrix, base
