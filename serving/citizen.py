@@ -14,7 +14,7 @@ import pandas as pd
 
 from features.citizen import CitizenFeatures
 from features.validation import Problem, citizen_problems
-from models.scoring import ScoringModel, cumulative_curve, sigmoid
+from models.scoring import ScoringModel, cumulative_curve, sigmoid, sigmoid_scalar
 from serving import texts
 from serving.errors import InputProblems
 from serving.schemas import Activity, Measurement, ScoreRequest
@@ -104,13 +104,14 @@ def score_citizen(model: ScoringModel, request: ScoreRequest, today: date, obser
     curve = cumulative_curve(raw[:1])[0]
     low, high = model.curve_interval(X[:1], curve)
     default = model.horizons.index(model.horizon_months)
-    # percentage points each part moves the score: from the score without it to the score
-    moved_pp = 100 * (probability[0] - sigmoid(log_odds[0] - contributions[0]))
-    x = X[0].tolist()  # plain floats: the few values the reasons quote are read from here
+    # plain floats from here: per-element numpy calls cost more than the arithmetic
+    x, own = X[0].tolist(), contributions[0].tolist()
+    score, score_log_odds = float(probability[0]), float(log_odds[0])
     parts = []
     for g, group in enumerate(groups):
-        c = float(contributions[0, g])
-        pp = float(moved_pp[g])
+        c = own[g]
+        # percentage points this part moves the score: from the score without it to the score
+        pp = 100 * (score - sigmoid_scalar(score_log_odds - c))
         caseworker, citizen, active = _value(x, group.caseworker), _value(x, group.citizen), _value(x, group.active)
         reason_da, reason_en = texts.reasons(group.name, schema, pp, caseworker, citizen,
                                              None if active is None else bool(active))
@@ -118,14 +119,13 @@ def score_citizen(model: ScoringModel, request: ScoreRequest, today: date, obser
                       "label_da": group.label_da, "label_en": group.label_en,
                       "reason_da": reason_da, "reason_en": reason_en})
     parts.sort(key=lambda p: -abs(p["contribution"]))
-    curve_probability = sigmoid(curve[0])
     return {
         "person_id": request.person.person_id,
         "as_of": as_of,
         "horizon_months": model.horizon_months,
         "probability": float(probability[0]),
         "interval": {"low": float(low[0, default]), "high": float(high[0, default]), "method": INTERVAL_METHOD},
-        "curve": [{"horizon_months": horizon, "probability": float(curve_probability[k]),
+        "curve": [{"horizon_months": horizon, "probability": sigmoid_scalar(float(curve[0, k])),
                    "interval": {"low": float(low[0, k]), "high": float(high[0, k]), "method": INTERVAL_METHOD}}
                   for k, horizon in enumerate(model.horizons)],
         "explanation": {"unit": "log_odds", "base_value": float(base[0]), "log_odds": float(log_odds[0]),
@@ -181,7 +181,7 @@ def _change(previous, probability, contributions, log_odds, groups, schema) -> d
             break
         label_da, label_en = texts.labels(groups[g], schema)
         # percentage points this group's change alone moved the score, from the previous score
-        pp = 100 * float(sigmoid(log_odds[1] + delta[g]) - sigmoid(log_odds[1]))
+        pp = 100 * (sigmoid_scalar(float(log_odds[1] + delta[g])) - sigmoid_scalar(float(log_odds[1])))
         drivers.append({"group": groups[g], "label_da": label_da, "label_en": label_en,
                         "change": float(delta[g]), "change_pp": pp})
     return {"previous_as_of": previous, "previous_probability": float(probability[1]), "drivers": drivers}
