@@ -130,10 +130,13 @@ class CitizenFeatures:
                          ("jobcenter", [(v, self.index[f"jobcenter__{v}"]) for v in JOBCENTERS])]
 
     def row(self, person: dict, ratings: list[Rating], spells: list[Spell], as_of: date) -> np.ndarray:
+        """The feature row at one as_of (see rows)."""
         return self.rows(person, ratings, spells, [as_of])[0]
 
     def rows(self, person: dict, ratings: list[Rating], spells: list[Spell], as_ofs: list[date]) -> np.ndarray:
-        """(len(as_ofs), features): one row per as_of from one pass over the ratings."""
+        """(len(as_ofs), features): one row per as_of from one pass over the ratings. A rating is
+        anything with measured_at, respondent, caseworker_id and values (a Rating, or the
+        request's Measurement), a spell anything with kind, start and end."""
         ordered = sorted(ratings, key=lambda r: r.measured_at)  # stable: same-day rows keep their order
         dates = [r.measured_at for r in ordered]
         # a missing answer (None) becomes NaN; answers are whole numbers, checked before features are built

@@ -129,6 +129,7 @@ class CompiledForest:
         self.n_models = len(models)
 
     def margins(self, X: np.ndarray) -> np.ndarray:
+        """(n, models): each model's margin for each row of X."""
         X = np.ascontiguousarray(X, dtype=np.float32)
         return self.base_margin + _forest_margins(X, self.left, self.right, self.default, self.feature,
                                                   self.threshold, self.value, self.roots, self.root_model,
