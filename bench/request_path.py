@@ -1,7 +1,12 @@
 """Where the time of one POST /v1/score goes inside the service (no network, no client): the
 whole ASGI app (every middleware, auth, audit, metrics, logs, security headers) against the
-floor of the same answer (validation, score_citizen with explanation and curve, JSON encoding),
-called alternately in one process, and a cProfile of the app's calls by own time.
+floor of the same answer (validation, score_citizen with explanation and curve, JSON encoding)
+and the peer, called in turn in one process, then a cProfile of the app's calls by own time.
+
+The peer is the best-configured native call for an explanation: the same booster (the default
+head) through xgboost's own `predict(DMatrix(row), pred_contribs=True)`, one thread, warmed, on
+the request's feature row. It does far less than the floor (one head's SHAP values of a row
+already built: no body, no checks, no features, no curve, no intervals, no texts, no JSON).
 
     nice -n 10 env OMP_NUM_THREADS=1 .venv/bin/python bench/request_path.py [--n 3000]
 
@@ -94,13 +99,31 @@ def main() -> None:
             result["change"]["previous_as_of"] = result["change"]["previous_as_of"].isoformat()
         JSONAnswer(result).body  # the route's own encoder
 
+    import pandas as pd
+    import xgboost as xgb
+
+    from serving.citizen import request_tables
+
+    def native_peer():
+        """The default head's booster and the request's feature row (float32, as a DMatrix takes it)."""
+        model = app.state.holder.current.model
+        request = ScoreRequest.model_validate_json(body)
+        as_of = request.as_of or max(m.measured_at for m in request.measurements)
+        frame = pd.DataFrame({"person_id": [request.person.person_id], "as_of": [pd.Timestamp(as_of)]})
+        row = model.features(frame, request_tables(request, model.schema)).to_numpy(dtype=np.float32)
+        booster = model.head().estimator.booster
+        booster.set_param({"nthread": 1})
+        return lambda: booster.predict(xgb.DMatrix(row, nthread=1), pred_contribs=True)
+
     async def run() -> None:
         async with app.router.lifespan_context(app):
             assert await call_app() == 200
+            peer = native_peer()
             for _ in range(200):  # warm
                 await call_app()
                 await floor()
-            full, bare = [], []
+                peer()
+            full, bare, native = [], [], []
             for _ in range(args.n):
                 t = time.perf_counter()
                 await call_app()
@@ -108,9 +131,14 @@ def main() -> None:
                 t = time.perf_counter()
                 await floor()
                 bare.append(time.perf_counter() - t)
-            f, b = 1e6 * np.median(full), 1e6 * np.median(bare)
-            print(f"n={args.n} alternating, median per request: app {f:.0f} us, floor (validate+score+encode) "
+                t = time.perf_counter()
+                peer()
+                native.append(time.perf_counter() - t)
+            f, b, p = (1e6 * np.median(x) for x in (full, bare, native))
+            print(f"n={args.n} in turn, median per request: app {f:.0f} us, floor (validate+score+encode) "
                   f"{b:.0f} us, the service's own layers {f - b:.0f} us; app p99 {1e6 * np.percentile(full, 99):.0f} us")
+            print(f"peer (xgboost predict pred_contribs, 1 thread, one row of the same booster) {p:.0f} us: "
+                  f"floor / peer {b / p:.2f}x, app / peer {f / p:.2f}x")
             profile = cProfile.Profile()
             profile.enable()
             for _ in range(args.n):

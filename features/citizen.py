@@ -7,11 +7,12 @@ of a simulated cohort, so the two cannot drift apart.
 
 from __future__ import annotations
 
-import math
+from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
+from numba import njit
 
 from features.build import DAYS_PER_YEAR, FeatureSpec, feature_spec
 from features.contract import ACTIVITY_CLASSES, ACTIVITY_KINDS, BENEFIT_GROUPS, JOBCENTERS, ORIGINS
@@ -36,99 +37,149 @@ class Spell:
     end: date | None
 
 
-def _history(rows: list[Rating], keys: list[str]) -> dict[str, tuple]:
-    """Per key: (level, previous, two_back, first) with forward fill, as build_features does."""
-    out = {}
-    for key in keys:
-        filled, last = [], NAN
-        for row in rows:
-            value = row.values.get(key)
-            if value is not None:
-                last = float(value)
-            filled.append(last)
-        first = next((v for v in filled if not math.isnan(v)), NAN)
-        out[key] = (filled[-1] if filled else NAN, filled[-2] if len(filled) > 1 else NAN,
-                    filled[-3] if len(filled) > 2 else NAN, first)
-    return out
+_CASEWORKER, _CITIZEN = 1, 2  # respondent codes for the kernel
+_RESPONDENT_CODES = {"caseworker": _CASEWORKER, "citizen": _CITIZEN}
 
 
-def _nan0(x: float) -> float:
-    return 0.0 if math.isnan(x) else x
+@njit(cache=True)
+def _indicator_features(values, respondent, days, as_of_days, cit_columns, cw_level, cw_change_prev,
+                        cw_change_first, cw_slope, cit_level, cit_change_prev, gap, X):
+    """The per-indicator features of build_features for each as_of, written into X[a].
 
-
-def _slope(level, previous, two_back, dates: list[date]) -> float:
-    if len(dates) > 2:
-        value = (level - two_back) / max((dates[-1] - dates[-3]).days / DAYS_PER_YEAR, 0.1)
-        if not math.isnan(value):
-            return value
-    if len(dates) > 1:
-        value = (level - previous) / max((dates[-1] - dates[-2]).days / DAYS_PER_YEAR, 0.1)
-        if not math.isnan(value):
-            return value
-    return 0.0
+    values (n, K): the ratings in date order, NaN where not answered; respondent (n,) codes;
+    days (n,) and as_of_days (A,): dates as day numbers. Per key and respondent the answers are
+    forward-filled over that respondent's rows dated on or before as_of: level is the last filled
+    value, previous and two_back the ones before it, first the first answer; the same float
+    operations in the same order as build_features' columns."""
+    n, K = values.shape
+    nan = np.nan
+    cw = np.empty(K)
+    for a in range(as_of_days.shape[0]):
+        for k in range(K):
+            level = previous = two_back = first = nan
+            n_cw, d1, d2, d3 = 0, 0, 0, 0
+            for i in range(n):
+                if days[i] > as_of_days[a]:
+                    break
+                if respondent[i] != _CASEWORKER:
+                    continue
+                two_back, previous = previous, level
+                v = values[i, k]
+                if not np.isnan(v):
+                    level = v
+                    if np.isnan(first):
+                        first = v
+                n_cw += 1
+                d3, d2, d1 = d2, d1, days[i]
+            cw[k] = level
+            X[a, cw_level[k]] = level
+            if n_cw == 0:  # with no caseworker rating yet, the others stay NaN (as in build_features)
+                continue
+            change = level - previous
+            X[a, cw_change_prev[k]] = 0.0 if np.isnan(change) else change
+            change = level - first
+            X[a, cw_change_first[k]] = 0.0 if np.isnan(change) else change
+            slope = nan
+            if n_cw > 2:  # change per year over the last two intervals, else the last one, else 0
+                slope = (level - two_back) / max((d1 - d3) / DAYS_PER_YEAR, 0.1)
+            if np.isnan(slope) and n_cw > 1:
+                slope = (level - previous) / max((d1 - d2) / DAYS_PER_YEAR, 0.1)
+            X[a, cw_slope[k]] = 0.0 if np.isnan(slope) else slope
+        for j in range(cit_columns.shape[0]):
+            k = cit_columns[j]
+            level = previous = nan
+            for i in range(n):
+                if days[i] > as_of_days[a]:
+                    break
+                if respondent[i] == _CITIZEN:
+                    previous = level
+                    if not np.isnan(values[i, k]):
+                        level = values[i, k]
+            X[a, cit_level[j]] = level
+            change = level - previous
+            X[a, cit_change_prev[j]] = 0.0 if np.isnan(change) else change
+            X[a, gap[j]] = level - cw[k]
 
 
 class CitizenFeatures:
-    """Builds rows in FeatureSpec order for one citizen at any as_of."""
+    """Builds rows in FeatureSpec order for one citizen at any as_of. The column positions are
+    worked out once per schema (one builder per loaded model), not per request."""
 
     def __init__(self, schema: IndicatorSchema):
         self.schema = schema
         self.spec: FeatureSpec = feature_spec(schema)
         self.index = {name: i for i, name in enumerate(self.spec.names)}
         self.citizen_keys = schema.keys_for("citizen")
+        self.keys = keys = schema.keys
+        at = lambda suffix, ks: np.array([self.index[f"{k}__{suffix}"] for k in ks], dtype=np.intp)  # noqa: E731
+        self._cw_level, self._cw_change_prev, self._cw_change_first, self._cw_slope = (
+            at(s, keys) for s in ("cw_level", "cw_change_prev", "cw_change_first", "cw_slope"))
+        self._cit_level, self._cit_change_prev, self._gap = (
+            at(s, self.citizen_keys) for s in ("cit_level", "cit_change_prev", "gap"))
+        self._cit_columns = np.array([keys.index(k) for k in self.citizen_keys], dtype=np.intp)
+        self._history_slots = tuple(self.index[f"history__{n}"] for n in
+                                    ("n_measurements", "years_since_first", "mean_spacing_days", "days_since_last"))
+        self._caseworker_slots = tuple(self.index[f"caseworker__{n}"] for n in
+                                       ("changes", "changed_at_last", "days_since_change"))
+        self._activity_slots = [(kind, *(self.index[f"activity__{kind}__{n}"] for n in ("active", "months_exposed", "ever")))
+                                for kind in ACTIVITY_KINDS]
+        self._parallel_slot = self.index["activity__parallel_with_job_oriented"]
+        self._person_slots = (self.index["person__age"], self.index["person__male"], self.index["person__months_enrolled"])
+        self._one_hot = [("origin", [(v, self.index[f"person__origin_{v}"]) for v in ORIGINS[1:]]),
+                         ("benefit_group", [(v, self.index[f"person__benefit_{v}"]) for v in BENEFIT_GROUPS[1:]]),
+                         ("jobcenter", [(v, self.index[f"jobcenter__{v}"]) for v in JOBCENTERS])]
 
     def row(self, person: dict, ratings: list[Rating], spells: list[Spell], as_of: date) -> np.ndarray:
-        x = np.full(len(self.spec.names), NAN)
-        put = lambda name, value: x.__setitem__(self.index[name], value)  # noqa: E731
-        known = sorted((r for r in ratings if r.measured_at <= as_of), key=lambda r: r.measured_at)
-        caseworker = [r for r in known if r.respondent == "caseworker"]
-        citizen = [r for r in known if r.respondent == "citizen"]
-        cw = _history(caseworker, self.schema.keys)
-        cit = _history(citizen, self.citizen_keys)
-        cw_dates = [r.measured_at for r in caseworker]
-        for indicator in self.schema.indicators:
-            k = indicator.key
-            level, previous, two_back, first = cw[k]
-            put(f"{k}__cw_level", level)
-            if caseworker:  # with no caseworker rating yet, these stay NaN (as in build_features)
-                put(f"{k}__cw_change_prev", _nan0(level - previous))
-                put(f"{k}__cw_change_first", _nan0(level - first))
-                put(f"{k}__cw_slope", _slope(level, previous, two_back, cw_dates))
-            if k in cit:
-                c_level, c_previous = cit[k][0], cit[k][1]
-                put(f"{k}__cit_level", c_level if citizen else NAN)
-                put(f"{k}__cit_change_prev", _nan0(c_level - c_previous))
-                put(f"{k}__gap", (c_level if citizen else NAN) - (level if caseworker else NAN))
-        self._history_features(put, known, as_of)
-        self._caseworker_features(put, caseworker, as_of)
-        self._activity_features(put, spells, as_of)
-        self._person_features(put, person, as_of)
-        return x
+        """The feature row at one as_of (see rows)."""
+        return self.rows(person, ratings, spells, [as_of])[0]
 
-    @staticmethod
-    def _history_features(put, known: list[Rating], as_of: date):
-        dates = sorted({r.measured_at for r in known})
+    def rows(self, person: dict, ratings: list[Rating], spells: list[Spell], as_ofs: list[date]) -> np.ndarray:
+        """(len(as_ofs), features): one row per as_of from one pass over the ratings. A rating is
+        anything with measured_at, respondent, caseworker_id and values (a Rating, or the
+        request's Measurement), a spell anything with kind, start and end."""
+        ordered = sorted(ratings, key=lambda r: r.measured_at)  # stable: same-day rows keep their order
+        dates = [r.measured_at for r in ordered]
+        # a missing answer (None) becomes NaN; answers are whole numbers, checked before features are built
+        values = np.array([list(map(r.values.get, self.keys)) for r in ordered],
+                          dtype=np.float64).reshape(len(ordered), len(self.keys))
+        respondent = np.array([_RESPONDENT_CODES.get(r.respondent, 0) for r in ordered], dtype=np.int64)
+        days = np.array([d.toordinal() for d in dates], dtype=np.int64)
+        X = np.full((len(as_ofs), len(self.spec.names)), NAN)
+        _indicator_features(values, respondent, days, np.array([d.toordinal() for d in as_ofs], dtype=np.int64),
+                            self._cit_columns, self._cw_level, self._cw_change_prev, self._cw_change_first,
+                            self._cw_slope, self._cit_level, self._cit_change_prev, self._gap, X)
+        for x, as_of in zip(X, as_ofs):
+            known = bisect_right(dates, as_of)
+            caseworker = [r for r in ordered[:known] if r.respondent == "caseworker"]
+            self._history_features(x, dates[:known], as_of)
+            self._caseworker_features(x, caseworker, as_of)
+            self._activity_features(x, spells, as_of)
+            self._person_features(x, person, as_of)
+        return X
+
+    def _history_features(self, x: np.ndarray, known: list[date], as_of: date):
+        dates = sorted(set(known))
         n = len(dates)
         span = (dates[-1] - dates[0]).days if n else NAN
-        put("history__n_measurements", float(n))
-        put("history__years_since_first", span / DAYS_PER_YEAR)
-        put("history__mean_spacing_days", span / max(n - 1, 1) if n > 1 else 0.0)
-        put("history__days_since_last", float((as_of - dates[-1]).days) if n else NAN)
+        n_slot, years_slot, spacing_slot, last_slot = self._history_slots
+        x[n_slot] = float(n)
+        x[years_slot] = span / DAYS_PER_YEAR
+        x[spacing_slot] = span / max(n - 1, 1) if n > 1 else 0.0
+        x[last_slot] = float((as_of - dates[-1]).days) if n else NAN
 
-    @staticmethod
-    def _caseworker_features(put, caseworker: list[Rating], as_of: date):
+    def _caseworker_features(self, x: np.ndarray, caseworker: list[Rating], as_of: date):
         changes, changed, last_change = 0.0, 0.0, None
         for before, row in zip(caseworker, caseworker[1:]):
             changed = float(before.caseworker_id is not None and row.caseworker_id != before.caseworker_id)
             if changed:
                 changes += 1
                 last_change = row.measured_at
-        put("caseworker__changes", changes)
-        put("caseworker__changed_at_last", changed if len(caseworker) > 1 else 0.0)
-        put("caseworker__days_since_change", float((as_of - last_change).days) if last_change else 9999.0)
+        changes_slot, at_last_slot, since_slot = self._caseworker_slots
+        x[changes_slot] = changes
+        x[at_last_slot] = changed if len(caseworker) > 1 else 0.0
+        x[since_slot] = float((as_of - last_change).days) if last_change else 9999.0
 
-    @staticmethod
-    def _activity_features(put, spells: list[Spell], as_of: date):
+    def _activity_features(self, x: np.ndarray, spells: list[Spell], as_of: date):
         active = dict.fromkeys(ACTIVITY_KINDS, 0.0)
         ever = dict.fromkeys(ACTIVITY_KINDS, 0.0)
         months = dict.fromkeys(ACTIVITY_KINDS, 0.0)
@@ -140,22 +191,17 @@ class CitizenFeatures:
             active[spell.kind] = max(active[spell.kind], float(ongoing))
             ever[spell.kind] = 1.0
             months[spell.kind] += (stop - spell.start).days / _DAYS_PER_MONTH
-        for kind in ACTIVITY_KINDS:
-            put(f"activity__{kind}__active", active[kind])
-            put(f"activity__{kind}__months_exposed", months[kind])
-            put(f"activity__{kind}__ever", ever[kind])
+        for kind, active_slot, months_slot, ever_slot in self._activity_slots:
+            x[active_slot], x[months_slot], x[ever_slot] = active[kind], months[kind], ever[kind]
         job = any(active[k] > 0 for k in ACTIVITY_KINDS if ACTIVITY_CLASSES[k] == "job_oriented")
         other = any(active[k] > 0 for k in ACTIVITY_KINDS if ACTIVITY_CLASSES[k] != "job_oriented")
-        put("activity__parallel_with_job_oriented", float(job and other))
+        x[self._parallel_slot] = float(job and other)
 
-    @staticmethod
-    def _person_features(put, person: dict, as_of: date):
-        put("person__age", float(as_of.year - int(person["birth_year"])))
-        put("person__male", float(person["gender"] == "male"))
-        for origin in ORIGINS[1:]:
-            put(f"person__origin_{origin}", float(person["origin"] == origin))
-        for group in BENEFIT_GROUPS[1:]:
-            put(f"person__benefit_{group}", float(person["benefit_group"] == group))
-        put("person__months_enrolled", (as_of - person["enrolled_on"]).days / _DAYS_PER_MONTH)
-        for jobcenter in JOBCENTERS:
-            put(f"jobcenter__{jobcenter}", float(person["jobcenter"] == jobcenter))
+    def _person_features(self, x: np.ndarray, person: dict, as_of: date):
+        age_slot, male_slot, enrolled_slot = self._person_slots
+        x[age_slot] = float(as_of.year - int(person["birth_year"]))
+        x[male_slot] = float(person["gender"] == "male")
+        for field, slots in self._one_hot:
+            for value, slot in slots:
+                x[slot] = float(person[field] == value)
+        x[enrolled_slot] = (as_of - person["enrolled_on"]).days / _DAYS_PER_MONTH

@@ -45,26 +45,32 @@ class IndicatorSchema:
     title: str
     indicators: tuple[Indicator, ...]
 
+    def __post_init__(self):
+        # looked up many times per request: built once per schema (frozen, hence object.__setattr__)
+        object.__setattr__(self, "_by_key", {i.key: i for i in self.indicators})
+        object.__setattr__(self, "_position", {i.key: n for n, i in enumerate(self.indicators)})
+        object.__setattr__(self, "scales", {i.key: (i.scale_min, i.scale_max) for i in self.indicators})
+        object.__setattr__(self, "key_set", frozenset(self._by_key))
+        object.__setattr__(self, "_answered", {r: frozenset(i.key for i in self.indicators if i.answered_by(r))
+                                               for r in RESPONDENTS})
+
     @property
     def keys(self) -> list[str]:
         return [i.key for i in self.indicators]
 
     def __getitem__(self, key: str) -> Indicator:
-        for indicator in self.indicators:
-            if indicator.key == key:
-                return indicator
-        raise KeyError(key)
+        return self._by_key[key]
 
     def __contains__(self, key: object) -> bool:
-        return key in self._key_set
+        return key in self.key_set
 
-    @property
-    def _key_set(self) -> frozenset:
-        cached = self.__dict__.get("_keys_cache")
-        if cached is None:
-            cached = frozenset(i.key for i in self.indicators)
-            object.__setattr__(self, "_keys_cache", cached)  # frozen dataclass: cache once
-        return cached
+    def position(self, key: str) -> int:
+        """The indicator's place in the schema (its order in tables, features and messages)."""
+        return self._position[key]
+
+    def answered_keys(self, respondent: str) -> frozenset:
+        """The keys the given respondent answers (empty for anyone else)."""
+        return self._answered.get(respondent, frozenset())
 
     def keys_for(self, respondent: str) -> list[str]:
         """Indicator keys the given respondent answers, in schema order."""

@@ -340,7 +340,7 @@ def citizen_problems(person: dict, ratings: list, spells: list, schema: Indicato
     """The table checks above for one citizen held as plain objects (features.citizen.Rating and
     Spell), without pandas: the service's per-request path. Rows are list positions; a test
     asserts the same problems as find_problems on the equivalent tables."""
-    today = pd.Timestamp(today).date()
+    today = today if type(today) is date else pd.Timestamp(today).date()
     earliest = _limits().earliest_date
     problems: list[Problem] = []
 
@@ -357,10 +357,12 @@ def citizen_problems(person: dict, ratings: list, spells: list, schema: Indicato
     too_early("persons", 0, "enrolled_on", enrolled)
     if enrolled > today:
         problems.append(Problem("persons", 0, "enrolled_on", str(enrolled), f"a date on or before today ({today})"))
-    unknown = sorted({k for r in ratings for k in r.values if k not in schema},
-                     key=lambda k: next(i for i, r in enumerate(ratings) if k in r.values))
-    for key in unknown:
-        problems.append(Problem("measurements", None, key, key, f"an indicator of schema {schema.name!r}: {schema.keys}"))
+    known = schema.key_set
+    if not all(known.issuperset(r.values) for r in ratings):  # the usual request has no unknown key
+        unknown = sorted({k for r in ratings for k in r.values if k not in known},
+                         key=lambda k: next(i for i, r in enumerate(ratings) if k in r.values))
+        for key in unknown:
+            problems.append(Problem("measurements", None, key, key, f"an indicator of schema {schema.name!r}: {schema.keys}"))
     seen = set()
     for row, r in enumerate(ratings):
         too_early("measurements", row, "measured_at", r.measured_at)
@@ -375,16 +377,24 @@ def citizen_problems(person: dict, ratings: list, spells: list, schema: Indicato
             problems.append(Problem("measurements", row, "measured_at", str(r.measured_at),
                                     "one measurement per person, date and respondent"))
         seen.add((r.measured_at, r.respondent))
-    for indicator in schema.indicators:
-        for row, r in enumerate(ratings):
-            value = r.values.get(indicator.key)
-            if value is None:
+    # one pass over the given answers; the few bad cells are then reported in schema order, row order
+    flagged, scales = [], schema.scales
+    for row, r in enumerate(ratings):
+        answered = schema.answered_keys(r.respondent)
+        for key, value in r.values.items():
+            scale = scales.get(key)
+            if value is None or scale is None:  # no answer, or a key reported above
                 continue
-            if not (indicator.scale_min <= value <= indicator.scale_max):
-                problems.append(Problem("measurements", row, indicator.key, value, indicator.allowed))
-            if not indicator.answered_by(r.respondent):
-                problems.append(Problem("measurements", row, indicator.key, value,
-                                        f"empty for a {r.respondent} row: answered only by {list(indicator.respondents)}"))
+            if not (scale[0] <= value <= scale[1]) or key not in answered:
+                flagged.append((schema.position(key), row))
+    for position, row in sorted(flagged):
+        indicator, r = schema.indicators[position], ratings[row]
+        value = r.values[indicator.key]
+        if not (indicator.scale_min <= value <= indicator.scale_max):
+            problems.append(Problem("measurements", row, indicator.key, value, indicator.allowed))
+        if not indicator.answered_by(r.respondent):
+            problems.append(Problem("measurements", row, indicator.key, value,
+                                    f"empty for a {r.respondent} row: answered only by {list(indicator.respondents)}"))
     for row, s in enumerate(spells):
         too_early("activities", row, "start", s.start)
         if s.start > today:

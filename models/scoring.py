@@ -18,6 +18,7 @@ training run logs how often that happens ("held" share per horizon).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +30,16 @@ from features.schema import IndicatorSchema, schema_from_dict
 
 def sigmoid(x):
     return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
+
+
+def sigmoid_scalar(x: float) -> float:
+    """sigmoid of one number, the same bits as sigmoid() of a single value (numpy's one-element
+    path calls the C library's exp, as math.exp does; its vector path may use another exp) at a
+    tenth of the cost."""
+    try:
+        return 1.0 / (1.0 + math.exp(-x))
+    except OverflowError:  # x below about -709: numpy gives exp = inf, so 0.0
+        return 0.0
 
 
 @dataclass
@@ -119,10 +130,27 @@ def cumulative_curve(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     curve[:, k] = max(raw[:, :k+1]) (non-decreasing in k); source[:, k] is the head whose value it
     is, the own head on ties, so its explanation is the curve's explanation."""
     curve = np.maximum.accumulate(raw, axis=1)
-    source = np.empty(raw.shape, dtype=np.int64)
-    for k in range(raw.shape[1]):
-        source[:, k] = k if k == 0 else np.where(raw[:, k] >= curve[:, k], k, source[:, k - 1])
-    return curve, source
+    # the last head at or before k whose own value is the curve's (head 0 at k = 0, whatever it is)
+    own = np.where(raw >= curve, np.arange(raw.shape[1]), 0)
+    return curve, np.maximum.accumulate(own, axis=1)
+
+
+class _Forests:
+    """A tree model's boosters as two compiled forests (heads; cross-validation models, head by
+    head) and the Platt calibration of each column: log-odds = margins * a + b."""
+
+    def __init__(self, heads: list[Head]):
+        from models.treeshap import CompiledForest
+        self.heads = CompiledForest([h.estimator.compiled for h in heads])
+        self.head_a = np.array([h.calibration[0] for h in heads], dtype=np.float64)
+        self.head_b = np.array([h.calibration[1] for h in heads], dtype=np.float64)
+        counts = {len(h.fold_estimators) for h in heads}
+        # the joined fold forest serves models whose heads have equally many folds (all trained ones)
+        self.folds_per_head = counts.pop() if len(counts) == 1 else None
+        if self.folds_per_head:
+            self.folds = CompiledForest([e.compiled for h in heads for e in h.fold_estimators])
+            self.fold_a = np.array([h.calibration[0] for h in heads for _ in h.fold_estimators], dtype=np.float64)
+            self.fold_b = np.array([h.calibration[1] for h in heads for _ in h.fold_estimators], dtype=np.float64)
 
 
 @dataclass
@@ -147,7 +175,7 @@ class ScoringModel:
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        for transient in ("_schema", "_spec", "_group_matrix", "_citizen_features"):
+        for transient in ("_schema", "_spec", "_group_matrix", "_citizen_features", "_forests"):
             state.pop(transient, None)
         return state
 
@@ -199,9 +227,42 @@ class ScoringModel:
         return self.horizons.index(self.head(horizon).horizon_months)
 
     # ---- scores ----------------------------------------------------------------------------
+    def _margin_forests(self) -> _Forests | None:
+        """For tree models: every head's booster, and every cross-validation booster, joined into
+        two compiled forests with their calibrations as vectors (_Forests), so a request walks
+        them in two calls instead of one per booster, with the same log-odds bit for bit. Built on
+        first use and kept on this object (transient: not pickled), so they go with the model.
+        None for linear models."""
+        forests = self.__dict__.get("_forests")
+        if forests is None:
+            estimators = [h.estimator for h in self.heads] + [e for h in self.heads for e in h.fold_estimators]
+            forests = _Forests(self.heads) if all(isinstance(e, TreeEstimator) for e in estimators) else False
+            self._forests = forests
+        return forests or None
+
     def raw_log_odds(self, X: np.ndarray) -> np.ndarray:
         """(n, H) each head's own calibrated log-odds, before the cumulative maximum."""
-        return np.stack([h.log_odds(X) for h in self.heads], axis=1)
+        forests = self._margin_forests()
+        if forests is None:
+            return np.stack([h.log_odds(X) for h in self.heads], axis=1)
+        return forests.heads.margins(X) * forests.head_a + forests.head_b
+
+    def _fold_curves(self, X: np.ndarray) -> np.ndarray | None:
+        """(count, n, H): each cross-validation round's curve (its heads' log-odds combined with
+        the cumulative maximum), count = the fewest folds of any head; None with fewer than 2."""
+        forests = self._margin_forests()
+        count = min(len(h.fold_estimators) for h in self.heads)
+        if count < 2:
+            return None
+        if forests is not None and forests.folds_per_head == count:
+            n, H = len(X), len(self.heads)
+            logits = forests.folds.margins(X) * forests.fold_a + forests.fold_b    # (n, H * count), head-major
+            rounds = logits.reshape(n, H, count).transpose(2, 0, 1)                # (count, n, H)
+            # C order, as np.stack gave before: the std below then sums in the same order
+            return np.ascontiguousarray(np.maximum.accumulate(rounds, axis=2))
+        folds = [h.fold_log_odds(X) for h in self.heads]
+        return np.stack([np.maximum.accumulate(np.stack([f[k] for f in folds], axis=1), axis=1)
+                         for k in range(count)])
 
     def curve_log_odds(self, X: np.ndarray) -> np.ndarray:
         """(n, H) log-odds of the readiness curve, non-decreasing along the horizons."""
@@ -221,12 +282,9 @@ class ScoringModel:
         with the same cumulative maximum). It reflects how much the score depends on which
         persons the model was trained on, not the chance of the outcome."""
         curve = self.curve_log_odds(X) if curve is None else curve
-        folds = [h.fold_log_odds(X) for h in self.heads]
-        count = min(len(f) for f in folds)
-        if count < 2:
+        fold_curves = self._fold_curves(X)
+        if fold_curves is None:
             return sigmoid(curve), sigmoid(curve)
-        fold_curves = np.stack([np.maximum.accumulate(np.stack([f[k] for f in folds], axis=1), axis=1)
-                                for k in range(count)])
         spread = 1.96 * fold_curves.std(axis=0, ddof=1)
         return sigmoid(curve - spread), sigmoid(curve + spread)
 
@@ -240,17 +298,19 @@ class ScoringModel:
         low, high = self.curve_interval(X, curve)
         return low[:, k], high[:, k]
 
-    def explain(self, X: np.ndarray, horizon: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def explain(self, X: np.ndarray, horizon: int | None = None,
+                raw: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Per-group contributions (n, G) and base values (n,) in calibrated log-odds at one horizon.
 
         base + contributions.sum(1) (`explained_log_odds`) equals log_odds(X, horizon) to float64
-        rounding: each row is explained by the head whose log-odds the curve takes there."""
+        rounding: each row is explained by the head whose log-odds the curve takes there.
+        `raw`: raw_log_odds(X) when the caller has it already."""
         X = np.asarray(X, dtype=np.float64)
         k = self._column(horizon)
         parts, base = self.heads[k].explain(X)
         if len(self.heads) > 1:
-            source = cumulative_curve(self.raw_log_odds(X))[1][:, k]
-            for j in np.unique(source[source != k]):
+            source = cumulative_curve(self.raw_log_odds(X) if raw is None else raw)[1][:, k]
+            for j in sorted(set(source[source != k].tolist())):
                 rows = source == j
                 parts[rows], base[rows] = self.heads[j].explain(X[rows])
         return parts @ self._group_matrix, base

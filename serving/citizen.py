@@ -5,17 +5,19 @@ for the cohort route, where a request holds many citizens."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
 import pandas as pd
 
-from features.citizen import CitizenFeatures, Rating, Spell
+from features.citizen import CitizenFeatures
 from features.validation import Problem, citizen_problems
-from models.scoring import ScoringModel, sigmoid
+from models.scoring import ScoringModel, cumulative_curve, sigmoid, sigmoid_scalar
 from serving import texts
 from serving.errors import InputProblems
-from serving.schemas import ScoreRequest
+from serving.schemas import Activity, Measurement, ScoreRequest
 
 
 INTERVAL_METHOD = "95% model uncertainty: log-odds +- 1.96 SD across the 5 cross-validation models"
@@ -57,17 +59,17 @@ def request_tables(request: ScoreRequest, schema) -> dict[str, pd.DataFrame]:
     return {"persons": persons, "measurements": measurements, "activities": activities}
 
 
-def citizen_inputs(request: ScoreRequest) -> tuple[dict, list[Rating], list[Spell]]:
-    person = request.person.model_dump()
-    ratings = [Rating(m.measured_at, m.respondent, m.caseworker_id, m.values) for m in request.measurements]
-    spells = [Spell(a.kind, a.start, a.end) for a in request.activities]
-    return person, ratings, spells
+def citizen_inputs(request: ScoreRequest) -> tuple[dict, list[Measurement], list[Activity]]:
+    """The person as a dict, and the measurements and activities as they came: a Measurement has
+    the attributes of a Rating (measured_at, respondent, caseworker_id, values) and an Activity
+    those of a Spell (kind, start, end), so no copy is made per row."""
+    return request.person.model_dump(), request.measurements, request.activities
 
 
 def check(request: ScoreRequest, person, ratings, spells, schema, today: date) -> date:
     """Every contract problem at once; returns the as_of to score."""
     problems = [{"field": problem_field(p), "value": p.to_dict()["value"], "allowed": p.allowed}
-                for p in citizen_problems(person, ratings, spells, schema, pd.Timestamp(today))]
+                for p in citizen_problems(person, ratings, spells, schema, today)]
     if not any(m.respondent == "caseworker" for m in request.measurements):
         problems.append({"field": "measurements", "value": None,
                          "allowed": "at least one caseworker measurement"})
@@ -84,37 +86,38 @@ def check(request: ScoreRequest, person, ratings, spells, schema, today: date) -
 
 
 def score_citizen(model: ScoringModel, request: ScoreRequest, today: date, observe=None) -> dict:
-    """The per-request path: no pandas, one small float array, the booster called directly.
+    """The per-request path: no pandas, one small float array, the boosters walked in two calls.
     `observe(feature_row, probability)`, when given, sees the scored row (the monitoring window)."""
     schema = model.schema
     person, ratings, spells = citizen_inputs(request)
     as_of = check(request, person, ratings, spells, schema, today)
     occasions = sorted({r.measured_at for r in ratings if r.measured_at <= as_of})
     previous = occasions[-2] if len(occasions) >= 2 else None
-    builder = _builder(model)
-    X = np.stack([builder.row(person, ratings, spells, d) for d in ([as_of] + ([previous] if previous else []))])
-    contributions, base = model.explain(X)
+    builder, groups = _request_path(model)
+    X = builder.rows(person, ratings, spells, [as_of] + ([previous] if previous else []))
+    raw = model.raw_log_odds(X)  # every head, both rows: the explanation's source and the curve
+    contributions, base = model.explain(X, raw=raw)
     log_odds = model.explained_log_odds(contributions, base)
     probability = sigmoid(log_odds)
     if observe is not None:
         observe(X[:1], float(probability[0]))
-    curve = model.curve_log_odds(X[:1])
+    curve = cumulative_curve(raw[:1])[0]
     low, high = model.curve_interval(X[:1], curve)
     default = model.horizons.index(model.horizon_months)
-    groups = model.groups
+    # plain floats from here: per-element numpy calls cost more than the arithmetic
+    x, own = X[0].tolist(), contributions[0].tolist()
+    score, score_log_odds = float(probability[0]), float(log_odds[0])
     parts = []
     for g, group in enumerate(groups):
-        c = float(contributions[0, g])
-        pp = 100 * float(probability[0] - sigmoid(log_odds[0] - c))
-        kind = "indicator" if group in schema else "other"
-        caseworker = _value(builder, X, f"{group}__cw_level") if kind == "indicator" else None
-        citizen = _value(builder, X, f"{group}__cit_level") if kind == "indicator" else None
-        label_da, label_en = texts.labels(group, schema)
-        active = _value(builder, X, f"activity__{group[len('activity_'):]}__active")
-        reason_da, reason_en = texts.reasons(group, schema, pp, caseworker, citizen,
+        c = own[g]
+        # percentage points this part moves the score: from the score without it to the score
+        pp = 100 * (score - sigmoid_scalar(score_log_odds - c))
+        caseworker, citizen, active = _value(x, group.caseworker), _value(x, group.citizen), _value(x, group.active)
+        reason_da, reason_en = texts.reasons(group.name, schema, pp, caseworker, citizen,
                                              None if active is None else bool(active))
-        parts.append({"group": group, "kind": kind, "contribution": c, "contribution_pp": pp,
-                      "label_da": label_da, "label_en": label_en, "reason_da": reason_da, "reason_en": reason_en})
+        parts.append({"group": group.name, "kind": group.kind, "contribution": c, "contribution_pp": pp,
+                      "label_da": group.label_da, "label_en": group.label_en,
+                      "reason_da": reason_da, "reason_en": reason_en})
     parts.sort(key=lambda p: -abs(p["contribution"]))
     return {
         "person_id": request.person.person_id,
@@ -122,28 +125,50 @@ def score_citizen(model: ScoringModel, request: ScoreRequest, today: date, obser
         "horizon_months": model.horizon_months,
         "probability": float(probability[0]),
         "interval": {"low": float(low[0, default]), "high": float(high[0, default]), "method": INTERVAL_METHOD},
-        "curve": [{"horizon_months": horizon, "probability": float(sigmoid(curve[0, k])),
+        "curve": [{"horizon_months": horizon, "probability": sigmoid_scalar(float(curve[0, k])),
                    "interval": {"low": float(low[0, k]), "high": float(high[0, k]), "method": INTERVAL_METHOD}}
                   for k, horizon in enumerate(model.horizons)],
         "explanation": {"unit": "log_odds", "base_value": float(base[0]), "log_odds": float(log_odds[0]),
                         "contributions": parts},
-        "change": _change(previous, probability, contributions, log_odds, groups, schema),
+        "change": _change(previous, probability, contributions, log_odds, model.groups, schema),
     }
 
 
-def _builder(model: ScoringModel) -> CitizenFeatures:
-    builder = getattr(model, "_citizen_features", None)
-    if builder is None:  # built once per loaded model
+@dataclass(frozen=True)
+class _Group:
+    """What the answer says about one input group, fixed per model: its kind, names and the
+    feature columns its reason quotes (None where it has none)."""
+    name: str
+    kind: str
+    caseworker: int | None
+    citizen: int | None
+    active: int | None
+    label_da: str
+    label_en: str
+
+
+def _request_path(model: ScoringModel) -> tuple[CitizenFeatures, list[_Group]]:
+    """The row builder and the groups' texts and columns, built once per loaded model and kept on
+    it (transient: they go when the model goes)."""
+    cached = model.__dict__.get("_citizen_features")
+    if cached is None:
         builder = CitizenFeatures(model.schema)
-        model._citizen_features = builder
-    return builder
+        groups = []
+        for group in model.groups:
+            indicator = group in model.schema
+            groups.append(_Group(group, "indicator" if indicator else "other",
+                                 builder.index.get(f"{group}__cw_level") if indicator else None,
+                                 builder.index.get(f"{group}__cit_level") if indicator else None,
+                                 builder.index.get(f"activity__{group[len('activity_'):]}__active"),
+                                 *texts.labels(group, model.schema)))
+        cached = model._citizen_features = (builder, groups)
+    return cached
 
 
-def _value(builder: CitizenFeatures, X: np.ndarray, column: str):
-    index = builder.index.get(column)
-    if index is None or np.isnan(X[0, index]):
+def _value(x: list[float], index: int | None) -> float | None:
+    if index is None or math.isnan(x[index]):
         return None
-    return float(X[0, index])
+    return x[index]
 
 
 def _change(previous, probability, contributions, log_odds, groups, schema) -> dict:
@@ -156,7 +181,7 @@ def _change(previous, probability, contributions, log_odds, groups, schema) -> d
             break
         label_da, label_en = texts.labels(groups[g], schema)
         # percentage points this group's change alone moved the score, from the previous score
-        pp = 100 * float(sigmoid(log_odds[1] + delta[g]) - sigmoid(log_odds[1]))
+        pp = 100 * (sigmoid_scalar(float(log_odds[1] + delta[g])) - sigmoid_scalar(float(log_odds[1])))
         drivers.append({"group": groups[g], "label_da": label_da, "label_en": label_en,
                         "change": float(delta[g]), "change_pp": pp})
     return {"previous_as_of": previous, "previous_probability": float(probability[1]), "drivers": drivers}

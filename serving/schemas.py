@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from typing import Annotated, Literal, Optional
 
@@ -30,7 +29,10 @@ def _iso_date(value):
     """Dates only as ISO 8601 text (YYYY-MM-DD): no timestamps as numbers, no other formats."""
     if isinstance(value, date):
         return value
-    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+    # what re.fullmatch(r"\d{4}-\d{2}-\d{2}") accepts (\d: any Unicode decimal digit, as
+    # str.isdecimal), at a third of its cost: a body carries dozens of dates
+    if not (isinstance(value, str) and len(value) == 10 and value[4] == "-" and value[7] == "-"
+            and (value[:4] + value[5:7] + value[8:]).isdecimal()):
         raise ValueError("a date in ISO 8601 (YYYY-MM-DD)")
     return value
 
