@@ -156,12 +156,13 @@ def main() -> None:
         if ok:
             by_minute[int(t // 60)][kind].append(ms)
     print(f"bip serve --workers 2, {args.clients} clients, {args.minutes:g} min, reload every {args.reload_every:g} s; "
-          f"{os.cpu_count()} cores; {len(calls)} calls, {len(errors)} errors")
+          f"MALLOC_ARENA_MAX={os.environ.get('MALLOC_ARENA_MAX', 'unset (bip serve sets 2)')}; {os.cpu_count()} cores; {len(calls)} calls, {len(errors)} errors")
     for minute in sorted(by_minute):
         row = by_minute[minute]
+        rss = [mb for t, mb in memory if int(t // 60) == minute]
         print(f"minute {minute:3d}: " + "; ".join(
             f"{kind} n={len(v)} p50 {np.percentile(v, 50):.1f} p99 {np.percentile(v, 99):.1f} ms"
-            for kind, v in sorted(row.items())))
+            for kind, v in sorted(row.items())) + (f"; workers {rss[-1]:.0f} MB" if rss else ""))
     for e in errors[:20]:
         print("error:", e)
     minutes = sorted(by_minute)

@@ -80,3 +80,20 @@ def test_reloads_on_different_threads_free_every_called_booster_where_it_was_cal
     # loaded, compiled by the smoke check and freed on the same thread, before the load returned
     assert all(event["freed"] == [event["loaded"]] for event in tracked_boosters), tracked_boosters
     assert sum(isinstance(o, ScoringModel) for o in gc.get_objects()) == 1  # no old model kept alive
+
+
+@pytest.mark.parametrize("given, expected", [(None, "2"), ("4", "4")])
+def test_bip_serve_limits_malloc_arenas_unless_told_otherwise(given, expected):
+    """Two arenas per server process unless MALLOC_ARENA_MAX says otherwise; the spawned workers
+    inherit it (checked in a child process, so this test process keeps its own allocator)."""
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    if given is not None:
+        env["MALLOC_ARENA_MAX"] = given
+    code = ("import os, subprocess, sys; from serving.cli import limit_malloc_arenas; limit_malloc_arenas(); "
+            "print(subprocess.run([sys.executable, '-c', 'import os; print(os.environ[\"MALLOC_ARENA_MAX\"])'], "
+            "capture_output=True, text=True, check=True).stdout.strip())")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == expected
