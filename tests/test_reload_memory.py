@@ -62,16 +62,17 @@ def tracked_boosters(monkeypatch):
 
 
 def test_reloads_on_different_threads_free_every_called_booster_where_it_was_called(serving_store, tracked_boosters):
-    from models.scoring import ScoringModel
     from models.store import configure_tracking
     from serving.holder import ModelHolder
     configure_tracking()
     holder = ModelHolder("models:/bip-employment@champion")
     pools = [ThreadPoolExecutor(1) for _ in range(3)]  # a reload lands on any thread of the pool
+    served = []
     try:
         for i in range(4):
             ok, message = pools[i % len(pools)].submit(holder.load).result()
             assert ok, message
+            served.append(weakref.ref(holder.current.model))
     finally:
         for pool in pools:
             pool.shutdown()
@@ -79,7 +80,7 @@ def test_reloads_on_different_threads_free_every_called_booster_where_it_was_cal
     assert len(tracked_boosters) >= 4 * 2  # heads x (estimator + fold estimators), per load
     # loaded, compiled by the smoke check and freed on the same thread, before the load returned
     assert all(event["freed"] == [event["loaded"]] for event in tracked_boosters), tracked_boosters
-    assert sum(isinstance(o, ScoringModel) for o in gc.get_objects()) == 1  # no old model kept alive
+    assert [ref() is not None for ref in served] == [False, False, False, True]  # no old model kept alive
 
 
 @pytest.mark.parametrize("given, expected", [(None, "2"), ("4", "4")])
