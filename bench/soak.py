@@ -1,12 +1,13 @@
 """Soak test (not in CI): a real `bip serve --workers 2` under 16 clients for a long time, mixing
-explained scores with the curve, citizen look-ups and small cohort jobs, with a champion reload
-every minute. Prints per-minute p50/p99 of each kind of call, every error, the p99 of the last
-five minutes against the first five (after a minute's warm-up), and the server workers' resident
-memory at minute 2 against the end.
+explained scores with the curve, citizen look-ups and small cohorts (200 persons: answered inline,
+under BIP_INLINE_COHORT_CITIZENS, not as jobs), with a champion reload every minute. Prints
+per-minute p50/p99 of each kind of call and the workers' resident memory, every error, the p99 of
+the last five minutes against the first five (after a minute's warm-up), and the workers' memory
+at minute 2 against the end.
 
     .venv/bin/python bench/soak.py [--minutes 30] [--clients 16] [--persons 2000]
 
-Needs a champion (make run). The citizen source and the cohort jobs use a cohort simulated with
+Needs a champion (make run). The citizen source and the cohort calls use a cohort simulated with
 --no-truth into data/bench_soak_<persons>. Issue 22's targets: 0 errors, p99 stable within 1.5x,
 worker memory flat (<= +10%).
 """
