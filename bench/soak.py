@@ -1,12 +1,13 @@
 """Soak test (not in CI): a real `bip serve --workers 2` under 16 clients for a long time, mixing
-explained scores with the curve, citizen look-ups and small cohort jobs, with a champion reload
-every minute. Prints per-minute p50/p99 of each kind of call, every error, the p99 of the last
-five minutes against the first five (after a minute's warm-up), and the server workers' resident
-memory at minute 2 against the end.
+explained scores with the curve, citizen look-ups and small cohorts (200 persons: answered inline,
+under BIP_INLINE_COHORT_CITIZENS, not as jobs), with a champion reload every minute. Prints
+per-minute p50/p99 of each kind of call and the workers' resident memory, every error, the p99 of
+the last five minutes against the first five (after a minute's warm-up), and the workers' memory
+at minute 2 against the end.
 
     .venv/bin/python bench/soak.py [--minutes 30] [--clients 16] [--persons 2000]
 
-Needs a champion (make run). The citizen source and the cohort jobs use a cohort simulated with
+Needs a champion (make run). The citizen source and the cohort calls use a cohort simulated with
 --no-truth into data/bench_soak_<persons>. Issue 22's targets: 0 errors, p99 stable within 1.5x,
 worker memory flat (<= +10%).
 """
@@ -156,12 +157,13 @@ def main() -> None:
         if ok:
             by_minute[int(t // 60)][kind].append(ms)
     print(f"bip serve --workers 2, {args.clients} clients, {args.minutes:g} min, reload every {args.reload_every:g} s; "
-          f"{os.cpu_count()} cores; {len(calls)} calls, {len(errors)} errors")
+          f"MALLOC_ARENA_MAX={os.environ.get('MALLOC_ARENA_MAX', 'unset (bip serve sets 2)')}; {os.cpu_count()} cores; {len(calls)} calls, {len(errors)} errors")
     for minute in sorted(by_minute):
         row = by_minute[minute]
+        rss = [mb for t, mb in memory if int(t // 60) == minute]
         print(f"minute {minute:3d}: " + "; ".join(
             f"{kind} n={len(v)} p50 {np.percentile(v, 50):.1f} p99 {np.percentile(v, 99):.1f} ms"
-            for kind, v in sorted(row.items())))
+            for kind, v in sorted(row.items())) + (f"; workers {rss[-1]:.0f} MB" if rss else ""))
     for e in errors[:20]:
         print("error:", e)
     minutes = sorted(by_minute)

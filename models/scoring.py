@@ -19,6 +19,7 @@ training run logs how often that happens ("held" share per horizon).
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,6 +76,7 @@ class TreeEstimator:
     def __post_init__(self):
         self.booster.set_param({"nthread": 1})
         self._compiled = None
+        self._compiling = threading.Lock()
 
     def __getstate__(self):
         return {"booster": self.booster}
@@ -86,9 +88,24 @@ class TreeEstimator:
     @property
     def compiled(self):
         if self._compiled is None:  # built once per process, when first needed
-            from models.treeshap import CompiledTrees
-            self._compiled = CompiledTrees(self.booster)
+            with self._compiling:
+                if self._compiled is None:
+                    self._compile()
         return self._compiled
+
+    def _compile(self) -> None:
+        """Compile the booster, then keep an unused copy of it and free the one compiled from on
+        this thread. XGBoost keeps the answer buffers of its C API calls (here the JSON dump and a
+        probe prediction) per thread and booster, and releases a thread's buffers only when the
+        booster is freed on that thread (dmlc/xgboost#2109). The service compiles a reloaded model
+        on one thread-pool thread and drops it on another at a later reload, which left about
+        2.5 MB behind per reload and worker; a copy nothing has called holds no such buffers."""
+        from models.treeshap import CompiledTrees
+        used = self.booster
+        self._compiled = CompiledTrees(used)
+        self.booster = used.copy()
+        self.booster.set_param({"nthread": 1})
+        del used  # the last reference: XGBoost frees this thread's buffers with it
 
     def margin(self, X: np.ndarray) -> np.ndarray:
         return self.compiled.margin(X)

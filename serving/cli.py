@@ -10,6 +10,24 @@ import typer
 keys_app = typer.Typer(add_completion=False, help="API keys (stored hashed).")
 
 
+MALLOC_ARENAS = "2"
+
+
+def limit_malloc_arenas() -> None:
+    """At most MALLOC_ARENA_MAX glibc malloc arenas in each server process (2 unless set). glibc
+    gives every thread that allocates an arena of its own, up to 8 per core, and keeps what is
+    freed in an arena for that arena: each thread-pool thread that loaded a reloaded model kept a
+    model's worth of memory (docs/serving-load.md, "Soak"). Spawned workers read the variable when
+    they start; this process (the only worker with --workers 1) is told through mallopt."""
+    value = os.environ.setdefault("MALLOC_ARENA_MAX", MALLOC_ARENAS)
+    try:
+        import ctypes
+        import ctypes.util
+        ctypes.CDLL(ctypes.util.find_library("c")).mallopt(-8, int(value))  # -8: M_ARENA_MAX
+    except (OSError, AttributeError, TypeError, ValueError):  # not glibc (musl, macOS): nothing to limit
+        pass
+
+
 def serve_command(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, help="Port."),
@@ -18,6 +36,7 @@ def serve_command(
 ) -> None:
     """Serve the API and pages; loads the champion at start."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # one thread per worker: no oversubscription
+    limit_malloc_arenas()
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # metrics from every worker need a shared folder, set before the workers start and
         # emptied at each start (prometheus-client's multiprocess mode)
