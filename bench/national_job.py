@@ -45,11 +45,12 @@ def simulate(persons: int, folder: Path) -> Path:
 
 
 class JobMemory(threading.Thread):
-    """Peak RSS and virtual size of the job processes under the server (python -m serving.jobs)."""
+    """Peak RSS and virtual size of the job processes under the server (python -m serving.jobs), and
+    the CPU seconds the job had (on a shared machine, far less than its wall time)."""
 
     def __init__(self, master: int):
         super().__init__(daemon=True)
-        self.master, self.rss, self.vms, self.stop = master, 0, 0, threading.Event()
+        self.master, self.rss, self.vms, self.cpu, self.stop = master, 0, 0, 0.0, threading.Event()
 
     def run(self):
         import psutil
@@ -57,8 +58,9 @@ class JobMemory(threading.Thread):
             try:
                 for child in psutil.Process(self.master).children(recursive=True):
                     if "serving.jobs" in " ".join(child.cmdline()):
-                        info = child.memory_info()
+                        info, cpu = child.memory_info(), child.cpu_times()
                         self.rss, self.vms = max(self.rss, info.rss), max(self.vms, info.vms)
+                        self.cpu = max(self.cpu, cpu.user + cpu.system)
             except psutil.Error:
                 pass
 
@@ -124,6 +126,7 @@ def main() -> None:
 
             files = {n: (f"{n}.parquet", (data / f"{n}.parquet").read_bytes()) for n in TABLES}
             memory.start()
+            load_before = os.getloadavg()[0]
             t0 = time.time()
             submitted = client.post(f"{url}/v1/evaluations", headers=key, data={"kind": args.kind}, files=files)
             assert submitted.status_code == 202, submitted.text
@@ -142,17 +145,27 @@ def main() -> None:
                     break
             wall = time.time() - t0
             memory.stop.set()
+            timing = {}
+            if status.get("state") == "done":  # where the job's time went, as evaluate() timed it
+                result = client.get(f"{url}{status['result_url']}", headers=key).json()
+                timing = {"occasions and features": result.get("timing", {}).get("occasions_and_features_s"),
+                          **{f"{k}: cross-fits and progression": v.get("seconds") for k, v in result["kinds"].items()},
+                          "evaluate() in all": result.get("timing", {}).get("total_s")}
     finally:
         os.killpg(server.pid, signal.SIGTERM)
     load = os.getloadavg()
     print(f"national evaluation job: {args.persons} persons, kind={args.kind}, default settings, "
-          f"bip serve --workers 2; {os.cpu_count()} cores, load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}")
+          f"bip serve --workers 2; {os.cpu_count()} cores, load average {load_before:.1f} at the start, "
+          f"{load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f} at the end")
     for size in sizes:
         print(f"  {size.name}: {size.rows} rows x {size.columns} columns, {size.unpacked} bytes unpacked")
     print(f"state {status.get('state')} after {wall:.0f} s (job elapsed {status.get('elapsed_s')} s): "
-          f"{status.get('message')} {status.get('errors') or ''}")
+          f"{status.get('message')} {status.get('errors') or ''}; the job process had {memory.cpu:.0f} CPU s")
     for second, message, fraction in stages:
         print(f"  {second:7.1f} s  {fraction:5.2f}  {message}")
+    for stage, seconds in timing.items():
+        if seconds is not None:
+            print(f"  {stage}: {seconds:.0f} s")
     print(f"job process peak: RSS {memory.rss / 2**30:.2f} GiB, virtual {memory.vms / 2**30:.2f} GiB; "
           f"estimate {estimate / 2**30:.2f} GiB; ceiling {defaults.job_memory_bytes / 2**30:.1f} GiB")
     print(f"/health while it ran: p50 {ms(health, 50):.2f} ms, p99 {ms(health, 99):.2f} ms, max {max(health):.1f} ms "
