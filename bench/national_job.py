@@ -145,6 +145,9 @@ def main() -> None:
                     break
             wall = time.time() - t0
             memory.stop.set()
+            if status.get("state") not in ("done", "failed", "cancelled"):
+                # past --timeout: the job runs in its own session and would outlive the server
+                client.delete(f"{url}{status_url}", headers=key)
             timing = {}
             if status.get("state") == "done":  # where the job's time went, as evaluate() timed it
                 result = client.get(f"{url}{status['result_url']}", headers=key).json()
