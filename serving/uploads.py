@@ -44,9 +44,9 @@ class TableSize:
 
 # What a job holds, calibrated on the national evaluation job (100,000 persons, 1,355,204
 # measurement rows, 5.3M outcome months; bench/national_job.py, docs/national-scale.md): its
-# address space (what BIP_JOB_MEMORY_BYTES limits) peaked at 3.79 GiB. A job holds the libraries
-# (JOB_BASE_BYTES: a 2,000-person job reserved 1.93 and 2.10 GiB of address space in two runs,
-# mostly thread stacks and allocator arenas); its tables, about CELL_BYTES a cell once read
+# address space (what BIP_JOB_MEMORY_BYTES limits) peaked at 3.79 and 3.97 GiB in two runs. A job
+# holds the libraries (JOB_BASE_BYTES: a 2,000-person job reserved 1.93 and 2.10 GiB of address
+# space, mostly thread stacks and allocator arenas); its tables, about CELL_BYTES a cell once read
 # (measured 12.0) or their uncompressed bytes if more; READ_COPIES of them while they are decoded,
 # typed and checked (measured 2.9); and an evaluation, once that transient is freed, the tables
 # plus the occasions and their features (measured 1,430 bytes a measurement row at the peak).
