@@ -5,7 +5,10 @@ the job process's peak resident and virtual memory (sampled from /proc every 0.5
 size is what BIP_JOB_MEMORY_BYTES limits), the service's estimate for it, /health p50/p99 while it
 runs, and how fast bombs are refused (a Parquet claiming many rows, gzip CSV).
 
-    .venv/bin/python -m bench.national_job [--persons 100000] [--kind all]
+    .venv/bin/python -m bench.national_job [--persons 100000] [--kind all] [--port 8127]
+
+Also prints the job's stage timeline (each progress message with the second it first appeared),
+which says where the time goes.
 
 Simulates its cohort with --no-truth into data/bench_national_<persons> (about 20 s). Needs no
 champion (the evaluation is asked without the score).
@@ -17,6 +20,7 @@ import argparse
 import gzip
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -30,8 +34,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
 sys.path.insert(0, str(ROOT))
-PORT = 8117
-URL = f"http://127.0.0.1:{PORT}"
 TABLES = ("persons", "measurements", "activities", "outcomes")
 
 
@@ -43,11 +45,12 @@ def simulate(persons: int, folder: Path) -> Path:
 
 
 class JobMemory(threading.Thread):
-    """Peak RSS and virtual size of the job processes under the server (python -m serving.jobs)."""
+    """Peak RSS and virtual size of the job processes under the server (python -m serving.jobs), and
+    the CPU seconds the job had (on a shared machine, far less than its wall time)."""
 
     def __init__(self, master: int):
         super().__init__(daemon=True)
-        self.master, self.rss, self.vms, self.stop = master, 0, 0, threading.Event()
+        self.master, self.rss, self.vms, self.cpu, self.stop = master, 0, 0, 0.0, threading.Event()
 
     def run(self):
         import psutil
@@ -55,8 +58,9 @@ class JobMemory(threading.Thread):
             try:
                 for child in psutil.Process(self.master).children(recursive=True):
                     if "serving.jobs" in " ".join(child.cmdline()):
-                        info = child.memory_info()
+                        info, cpu = child.memory_info(), child.cpu_times()
                         self.rss, self.vms = max(self.rss, info.rss), max(self.vms, info.vms)
+                        self.cpu = max(self.cpu, cpu.user + cpu.system)
             except psutil.Error:
                 pass
 
@@ -70,7 +74,12 @@ def main() -> None:
     parser.add_argument("--persons", type=int, default=100_000)
     parser.add_argument("--kind", default="all")
     parser.add_argument("--timeout", type=int, default=1800)
+    parser.add_argument("--port", type=int, default=8127)
     args = parser.parse_args()
+    url = f"http://127.0.0.1:{args.port}"
+    with socket.socket() as probe:  # a server already there would be measured instead of ours
+        if probe.connect_ex(("127.0.0.1", args.port)) == 0:
+            sys.exit(f"port {args.port} is in use; pass --port")
     data = simulate(args.persons, ROOT / "data" / f"bench_national_{args.persons}")
     var = Path(tempfile.mkdtemp(prefix="bip-national-"))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "BIP_KEYS_FILE": str(var / "keys.json"),
@@ -83,7 +92,7 @@ def main() -> None:
     defaults = Settings()
     sizes = [measure_upload(data / f"{name}.parquet", name, defaults) for name in TABLES]
     estimate = job_bytes(sizes, "evaluation")
-    server = subprocess.Popen([str(BIN / "bip"), "serve", "--port", str(PORT), "--workers", "2"], cwd=ROOT, env=env,
+    server = subprocess.Popen([str(BIN / "bip"), "serve", "--port", str(args.port), "--workers", "2"], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     memory = JobMemory(server.pid)
     health: list[float] = []
@@ -91,7 +100,7 @@ def main() -> None:
         with httpx.Client(timeout=60) as client:
             for _ in range(240):
                 try:
-                    if client.get(f"{URL}/health").status_code == 200:
+                    if client.get(f"{url}/health").status_code == 200:
                         break
                 except httpx.HTTPError:
                     pass
@@ -106,42 +115,60 @@ def main() -> None:
                            compression="zstd")
             small = {n: (f"{n}.parquet", (data / f"{n}.parquet").read_bytes()) for n in ("persons", "outcomes")}
             t = time.perf_counter()
-            refused = client.post(f"{URL}/v1/evaluations", headers=key, data={"kind": "all"},
+            refused = client.post(f"{url}/v1/evaluations", headers=key, data={"kind": "all"},
                                   files={**small, "measurements": ("m.parquet", bomb.read_bytes())})
             parquet_bomb = (refused.status_code, time.perf_counter() - t, refused.json()["errors"][0])
             gz = gzip.compress(b"person_id\n" + b"0\n" * 30_000_000, 9)
             t = time.perf_counter()
-            refused = client.post(f"{URL}/v1/evaluations", headers=key, data={"kind": "all"},
+            refused = client.post(f"{url}/v1/evaluations", headers=key, data={"kind": "all"},
                                   files={**small, "measurements": ("m.csv", gz)})
             gzip_bomb = (refused.status_code, time.perf_counter() - t, refused.json()["errors"][0], len(gz))
 
             files = {n: (f"{n}.parquet", (data / f"{n}.parquet").read_bytes()) for n in TABLES}
             memory.start()
+            load_before = os.getloadavg()[0]
             t0 = time.time()
-            submitted = client.post(f"{URL}/v1/evaluations", headers=key, data={"kind": args.kind}, files=files)
+            submitted = client.post(f"{url}/v1/evaluations", headers=key, data={"kind": args.kind}, files=files)
             assert submitted.status_code == 202, submitted.text
             status_url = submitted.json()["status_url"]
-            status = {}
+            status, stages = {}, []
             while time.time() - t0 < args.timeout:
                 for _ in range(20):
                     t = time.perf_counter()
-                    client.get(f"{URL}/health").raise_for_status()
+                    client.get(f"{url}/health").raise_for_status()
                     health.append(1e3 * (time.perf_counter() - t))
                     time.sleep(0.05)
-                status = client.get(f"{URL}{status_url}", headers=key).json()
+                status = client.get(f"{url}{status_url}", headers=key).json()
+                if not stages or stages[-1][1] != status.get("message"):
+                    stages.append((time.time() - t0, status.get("message"), status.get("progress")))
                 if status["state"] in ("done", "failed", "cancelled"):
                     break
             wall = time.time() - t0
             memory.stop.set()
+            if status.get("state") not in ("done", "failed", "cancelled"):
+                # past --timeout: the job runs in its own session and would outlive the server
+                client.delete(f"{url}{status_url}", headers=key)
+            timing = {}
+            if status.get("state") == "done":  # where the job's time went, as evaluate() timed it
+                result = client.get(f"{url}{status['result_url']}", headers=key).json()
+                timing = {"occasions and features": result.get("timing", {}).get("occasions_and_features_s"),
+                          **{f"{k}: cross-fits and progression": v.get("seconds") for k, v in result["kinds"].items()},
+                          "evaluate() in all": result.get("timing", {}).get("total_s")}
     finally:
         os.killpg(server.pid, signal.SIGTERM)
     load = os.getloadavg()
     print(f"national evaluation job: {args.persons} persons, kind={args.kind}, default settings, "
-          f"bip serve --workers 2; {os.cpu_count()} cores, load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}")
+          f"bip serve --workers 2; {os.cpu_count()} cores, load average {load_before:.1f} at the start, "
+          f"{load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f} at the end")
     for size in sizes:
         print(f"  {size.name}: {size.rows} rows x {size.columns} columns, {size.unpacked} bytes unpacked")
     print(f"state {status.get('state')} after {wall:.0f} s (job elapsed {status.get('elapsed_s')} s): "
-          f"{status.get('message')} {status.get('errors') or ''}")
+          f"{status.get('message')} {status.get('errors') or ''}; the job process had {memory.cpu:.0f} CPU s")
+    for second, message, fraction in stages:
+        print(f"  {second:7.1f} s  {fraction:5.2f}  {message}")
+    for stage, seconds in timing.items():
+        if seconds is not None:
+            print(f"  {stage}: {seconds:.0f} s")
     print(f"job process peak: RSS {memory.rss / 2**30:.2f} GiB, virtual {memory.vms / 2**30:.2f} GiB; "
           f"estimate {estimate / 2**30:.2f} GiB; ceiling {defaults.job_memory_bytes / 2**30:.1f} GiB")
     print(f"/health while it ran: p50 {ms(health, 50):.2f} ms, p99 {ms(health, 99):.2f} ms, max {max(health):.1f} ms "

@@ -35,7 +35,28 @@ def configure_tracking() -> str:
     # the registry lives in the same store (mlflow writes MLFLOW_REGISTRY_URI back into the
     # environment, so reading it here would pick up a stale store)
     mlflow.set_registry_uri(uri)
+    if uri.startswith("sqlite:///"):
+        create_store_once(uri)
     return uri
+
+
+def create_store_once(uri: str) -> None:
+    """Open the sqlite store under a file lock beside it. MLflow creates a new store's tables and
+    runs its migrations in whichever process opens it first, without a lock; the workers of
+    `bip serve --workers 2` and a job opening a new store at once collide and leave it half made
+    (`_alembic_tmp_*` left behind, every later call failing). Under the lock the first process makes
+    it and the others find it made; MLflow caches the opened stores, so this costs once a process."""
+    import fcntl
+    database = Path(uri[len("sqlite:///"):])
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(database.with_name(database.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+            client.search_experiments(max_results=1)
+            client.search_registered_models(max_results=1)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def ensure_experiment(name: str = EXPERIMENT) -> str:

@@ -42,15 +42,19 @@ class TableSize:
     unpacked: int
 
 
-# What a job holds, calibrated on the national evaluation (docs/national-scale.md): each table read
-# into pandas at about CELL_BYTES a cell (numbers and dates 8 bytes, ids and codes short strings)
-# or its uncompressed bytes if more, READ_COPIES times over while it is decoded, typed and checked
-# against the contract; an evaluation also builds features for every measurement occasion (the
-# README's 3.8 KB per occasion, about OCCASION_BYTES per measurement row); and the libraries.
-CELL_BYTES = 16
+# What a job holds, calibrated on the national evaluation job (100,000 persons, 1,355,204
+# measurement rows, 5.3M outcome months; bench/national_job.py, docs/national-scale.md): its
+# address space (what BIP_JOB_MEMORY_BYTES limits) peaked at 3.79 and 3.97 GiB in two runs. A job
+# holds the libraries (JOB_BASE_BYTES: a 2,000-person job reserved 1.93 and 2.10 GiB of address
+# space, mostly thread stacks and allocator arenas); its tables, about CELL_BYTES a cell once read
+# (measured 12.0) or their uncompressed bytes if more; READ_COPIES of them while they are decoded,
+# typed and checked (measured 2.9); and an evaluation, once that transient is freed, the tables
+# plus the occasions and their features (measured 1,430 bytes a measurement row at the peak).
+# Rounded up: the national estimate is 4.68 GiB.
+CELL_BYTES = 12
 READ_COPIES = 3
-OCCASION_BYTES = 2_000
-JOB_BASE_BYTES = 1_500_000_000
+OCCASION_BYTES = 1_600
+JOB_BASE_BYTES = 2_400_000_000
 
 
 def measure_upload(path: Path, name: str, settings: Settings, sep: str = ",") -> TableSize:
@@ -92,16 +96,21 @@ def measure_upload(path: Path, name: str, settings: Settings, sep: str = ",") ->
 
 
 def table_bytes(size: TableSize) -> int:
-    """The memory one table takes in a job while it is read and checked."""
-    return READ_COPIES * max(size.rows * size.columns * CELL_BYTES, size.unpacked)
+    """The memory one table holds in a job once read."""
+    return max(size.rows * size.columns * CELL_BYTES, size.unpacked)
+
+
+def occasion_bytes(size: TableSize, job: str) -> int:
+    """The occasions and features an evaluation builds from this table (its measurement rows)."""
+    return size.rows * OCCASION_BYTES if job == "evaluation" and size.name == "measurements" else 0
 
 
 def job_bytes(sizes: list[TableSize], job: str) -> int:
-    """The memory a job over these tables is estimated to need at its peak."""
-    total = JOB_BASE_BYTES + sum(table_bytes(size) for size in sizes)
-    if job == "evaluation":
-        total += sum(size.rows for size in sizes if size.name == "measurements") * OCCASION_BYTES
-    return total
+    """The memory a job over these tables is estimated to need at its peak: the libraries, and the
+    larger of the tables being read (several copies at once) and the tables held with what the job
+    builds from them (the copies of the read are freed by then)."""
+    held = sum(table_bytes(size) for size in sizes)
+    return JOB_BASE_BYTES + max(READ_COPIES * held, held + sum(occasion_bytes(size, job) for size in sizes))
 
 
 def check_job_memory(sizes: list[TableSize], job: str, settings: Settings) -> None:
@@ -111,8 +120,7 @@ def check_job_memory(sizes: list[TableSize], job: str, settings: Settings) -> No
     need, ceiling = job_bytes(sizes, job), settings.job_memory_bytes
     if need <= ceiling or not sizes:
         return
-    largest = max(sizes, key=lambda s: table_bytes(s) + (OCCASION_BYTES * s.rows if job == "evaluation"
-                                                         and s.name == "measurements" else 0))
+    largest = max(sizes, key=lambda s: READ_COPIES * table_bytes(s) + occasion_bytes(s, job))
     raise TooLarge(largest.name, f"{largest.rows} rows of {largest.columns} columns ({largest.unpacked} bytes "
                    f"unpacked): the {job.replace('_', ' ')} job would need about {need / 2**30:.1f} GiB",
                    f"tables that fit the memory ceiling of a job, {ceiling / 2**30:.1f} GiB (BIP_JOB_MEMORY_BYTES); "

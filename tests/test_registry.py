@@ -244,3 +244,38 @@ def test_score_route_answers_the_curve(trained, small_tables, tmp_path):
     assert answer["interval"]["low"] == pytest.approx(twelve["interval"]["low"], abs=1e-12)
     for point in curve:
         assert point["interval"]["low"] <= point["probability"] <= point["interval"]["high"]
+
+
+# one process opening a new store, as a server worker or a job does at start; all begin at `go`
+_OPEN_STORE = """
+import sys, time
+from mlflow import MlflowClient
+from models.store import configure_tracking
+time.sleep(max(0.0, float(sys.argv[1]) - time.time()))
+configure_tracking()
+MlflowClient().search_experiments(max_results=1)
+MlflowClient().search_registered_models(max_results=1)
+"""
+
+
+def test_processes_opening_a_new_store_at_once_leave_it_whole(tmp_path):
+    """`bip serve --workers 2` on a new sqlite store: each worker made MLflow's tables and ran its
+    migrations at once; they collided and left `_alembic_tmp_*` behind, so the job's MLflow logging
+    failed later (bench/national_job.py found it). Three processes opening it at the same instant
+    all succeed and the store is whole."""
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    env = {**__import__("os").environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
+    go = str(time.time() + 8)  # past every process's imports
+    processes = [subprocess.Popen([sys.executable, "-c", _OPEN_STORE, go], cwd=root, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    failures = [p.stderr.read()[-500:] for p in processes if p.wait(timeout=120) != 0]
+    assert not failures, failures
+    with sqlite3.connect(tmp_path / "mlflow.db") as db:
+        left = db.execute("SELECT name FROM sqlite_master WHERE name LIKE '_alembic_tmp%'").fetchall()
+        versions = db.execute("SELECT version_num FROM alembic_version").fetchall()
+    assert not left and len(versions) == 1
