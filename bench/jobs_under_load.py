@@ -28,6 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
 sys.path.insert(0, str(ROOT))
+from bench.service import serve, wait_for  # noqa: E402
 PORT = 8104
 URL = f"http://127.0.0.1:{PORT}"
 
@@ -90,17 +91,10 @@ def main() -> None:
     _, caseworker = add_key(var / "keys.json", "caseworker")
     _, evaluator = add_key(var / "keys.json", "evaluator")
     body = json.loads((ROOT / "serving" / "example_citizen.json").read_text())
-    server = subprocess.Popen([str(BIN / "bip"), "serve", "--port", str(PORT), "--workers", "2"], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    server = serve(PORT, env)
     try:
+        wait_for(f"{URL}/ready", 90)
         with httpx.Client(timeout=30) as client:
-            for _ in range(180):
-                try:
-                    if client.get(f"{URL}/ready").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.5)
             time.sleep(2)  # both workers up
             before_pids = worker_pids(server.pid)
             sample(client, caseworker, body, 3)  # warm-up

@@ -34,6 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
 sys.path.insert(0, str(ROOT))
+from bench.service import serve, wait_for  # noqa: E402
 TABLES = ("persons", "measurements", "activities", "outcomes")
 
 
@@ -92,19 +93,12 @@ def main() -> None:
     defaults = Settings()
     sizes = [measure_upload(data / f"{name}.parquet", name, defaults) for name in TABLES]
     estimate = job_bytes(sizes, "evaluation")
-    server = subprocess.Popen([str(BIN / "bip"), "serve", "--port", str(args.port), "--workers", "2"], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    server = serve(args.port, env)
     memory = JobMemory(server.pid)
     health: list[float] = []
     try:
+        wait_for(f"{url}/health")
         with httpx.Client(timeout=60) as client:
-            for _ in range(240):
-                try:
-                    if client.get(f"{url}/health").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.5)
             time.sleep(3)
             key = {"X-API-Key": evaluator}
             # bombs: refused before any parsing

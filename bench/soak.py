@@ -19,7 +19,6 @@ import json
 import os
 import random
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -32,7 +31,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.jobs_under_load import BIN, rss_mb, simulate, worker_pids  # noqa: E402
+from bench.jobs_under_load import rss_mb, simulate, worker_pids  # noqa: E402
+from bench.service import serve, wait_for  # noqa: E402
 
 PORT = 8106
 URL = f"http://127.0.0.1:{PORT}"
@@ -71,21 +71,13 @@ def main() -> None:
     job_files = {n: (f"{n}.parquet", (jobs_dir / f"{n}.parquet").read_bytes())
                  for n in ("persons", "measurements", "activities")}
 
-    server = subprocess.Popen([str(BIN / "bip"), "serve", "--port", str(PORT), "--workers", "2"], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    server = serve(PORT, env)
     calls: list[tuple[float, str, float, bool, str]] = []   # (t, kind, ms, ok, detail)
     lock = threading.Lock()
     stop = threading.Event()
     memory: list[tuple[float, float]] = []
     try:
-        with httpx.Client(timeout=30) as probe:
-            for _ in range(240):
-                try:
-                    if probe.get(f"{URL}/ready").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.5)
+        wait_for(f"{URL}/ready")
         time.sleep(2)
         start = time.time()
 
