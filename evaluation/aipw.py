@@ -74,6 +74,13 @@ def _predict(model, X, binary: bool) -> np.ndarray:
     return model.predict_proba(X)[:, 1] if binary else model.predict(X)
 
 
+def cluster_codes(ids) -> np.ndarray:
+    """Cluster ids (person ids, as strings) as integer codes numbered in the ids' sorted order.
+    Folds (`fold_of`) and clustered SEs are exactly those of the ids themselves, but every later
+    `np.unique` sorts integers instead of strings (43 s a kind in the national job)."""
+    return np.unique(np.asarray(ids).astype(str), return_inverse=True)[1].astype(np.int64)
+
+
 def fold_of(clusters: np.ndarray, folds: int, seed: int) -> np.ndarray:
     """Cross-fitting folds that keep a cluster (person) together."""
     unique, inverse = np.unique(clusters, return_inverse=True)

@@ -16,6 +16,7 @@ from evaluation.aipw import (
     Z95,
     aipw_repeated,
     balancing_weights,
+    cluster_codes,
     cross_fit_repeated,
     naive_difference,
     standardized_mean_differences,
@@ -134,7 +135,7 @@ def estimate_effect(frame: pd.DataFrame, treatment: str, outcome: str, covariate
     X, names = encode_covariates(frame, covariates)
     t = frame[treatment].astype(int).to_numpy()
     y = frame[outcome].astype(float).to_numpy()
-    clusters = frame[cluster].astype(str).to_numpy() if cluster else np.arange(len(frame)).astype(str)
+    clusters = cluster_codes(frame[cluster].astype(str).to_numpy() if cluster else np.arange(len(frame)).astype(str))
     result = estimate_arrays(X, names, t, y, clusters, frame, subgroups or [], estimand, seed, settings, design,
                              unit=cluster or "row")
     result.update({"treatment": treatment, "outcome": outcome, "covariates": covariates})

@@ -35,7 +35,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from bip.config import Settings
-from evaluation.aipw import Z95, _apply, _cluster_se, _fit_arm, boosted, fold_of
+from evaluation.aipw import Z95, _apply, _cluster_se, _fit_arm, boosted, cluster_codes, fold_of
 from evaluation.estimate import EvaluationInputError
 from features.contract import ACTIVITY_KINDS
 
@@ -313,7 +313,7 @@ def learn_policy(table: pd.DataFrame, X: np.ndarray, outcome: str, kinds: list[s
         raise EvaluationInputError("kinds", thin, f"kinds started at >= {settings.min_arm} decision points "
                                    f"(counts: {dict(zip(arms, counts.tolist()))})")
     y = frame[outcome].to_numpy(dtype=float)
-    clusters = frame["person_id"].astype(str).to_numpy()
+    clusters = cluster_codes(frame["person_id"].astype(str).to_numpy())
     progress(0.05, "policy: propensity and outcome models per arm")
     gamma, propensity, outcome_model = doubly_robust_scores(X, arm, y, clusters, len(arms), seed,
                                                             settings.evaluation_folds)

@@ -19,7 +19,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from bip.config import Settings, get_settings
-from evaluation.aipw import Nuisances, aipw, cross_fit_linear_outcome
+from evaluation.aipw import Nuisances, aipw, cluster_codes, cross_fit_linear_outcome
 from evaluation.bip_mode import (
     BANDS,
     build_intervention_cohort,  # noqa: F401  (re-exported for callers of the old path)
@@ -153,7 +153,7 @@ def _evaluate_bip(tables, schema, kind, horizon, estimand, seed, model, progress
                                 len(decision_points(table, kinds)[0]))
     outcome = f"job_{horizon}m"
     y_all = table[outcome].to_numpy(dtype=float)
-    clusters_all = table["person_id"].astype(str).to_numpy()
+    clusters_all = cluster_codes(table["person_id"].astype(str).to_numpy())
     timing = {"occasions_and_features_s": time.perf_counter() - start}
     results = {}
     for i, k in enumerate(kinds):
