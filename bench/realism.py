@@ -235,7 +235,11 @@ def main() -> None:
     parser.add_argument("--no-evaluation", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "realism")
     parser.add_argument("--table", action="store_true", help="print the markdown tables of <out>/results.jsonl")
+    parser.add_argument("--summary", action="store_true", help="print one line per run of <out>/results.jsonl")
     args = parser.parse_args()
+    if args.summary:
+        print(summary_table([json.loads(line) for line in open(args.out / "results.jsonl")]))
+        return
     if args.table:
         print(markdown_tables([json.loads(line) for line in open(args.out / "results.jsonl")], args.out))
         return
@@ -305,6 +309,41 @@ def markdown_tables(rows: list[dict], folder: Path | None = None) -> str:
                        + (f" [{k['sensitivity']['ci_lower']:+.4f}, {k['sensitivity']['ci_upper']:+.4f}] "
                           f"({'yes' if k['sensitivity']['ci_brackets'] else 'no'}) |" if k.get("sensitivity") else " n/a |")
                        + _seen_cells(k))
+    return "\n".join(out)
+
+
+def summary_table(rows: list[dict]) -> str:
+    """One line per run (the README's table): the chosen model's worst figures over the horizons,
+    the evaluation's coverage and the sensitivity bounds' bracketing, and the minutes per stage."""
+    out = ["| regime | persons | seed | chosen (oot 12m log loss xgb / logit) | AUC / oracle AUC, lowest | ECE, highest "
+           "(oracle's) | ECE by rater leniency fifth, worst (oracle's) | ECE where the form was skipped, highest | "
+           "curve: occasions decreasing | monitoring AUC 12m expected / realized | effects covered | "
+           "bound at the trait's strength brackets | minutes: simulate / train / evaluate |", "|" + "---|" * 13]
+    for row in rows:
+        if "training" not in row or "evaluation" not in row:
+            continue
+        t, e = row["training"], row["evaluation"]
+        hs = t["models"][t["chosen"]]["horizons"]
+        ratio = min(hs.items(), key=lambda kv: kv[1]["auc_ratio"])
+        ece = max(hs.items(), key=lambda kv: kv[1]["ece"])
+        quint = [(max(v["ece"] for v in x["groups"]["rater_leniency_quintile"].values()),
+                  max(v["ece"] for v in x["oracle_groups"]["rater_leniency_quintile"].values()))
+                 for x in hs.values() if x["groups"].get("rater_leniency_quintile")]
+        skipped = max(x["groups"]["citizen_form"].get("skipped", {}).get("ece", float("nan")) for x in hs.values())
+        mon = hs.get("12", hs.get(12))["monitoring"]
+        kinds = e["kinds"].values()
+        seen = [(k.get("with_trait") or {}).get("as_the_evaluation_sees_it") for k in kinds]
+        brackets = (f"{sum(s['ci_brackets'] for s in seen)} of {len(seen)}" if all(seen) else "n/a (no hidden trait)")
+        loss = t["test_log_loss_12m"]
+        out.append(
+            f"| {row['regime']} | {row['persons']:,} | {row['seed']} | {t['chosen']} ({loss['xgboost']:.4f} / "
+            f"{loss['logistic']:.4f}) | {ratio[1]['auc_ratio']:.3f} ({ratio[0]} months) | {ece[1]['ece']:.4f} at "
+            f"{ece[0]} months ({ece[1]['oracle_ece']:.4f}) | "
+            + (f"{max(q for q, _ in quint):.4f} ({max(o for _, o in quint):.4f})" if quint else "n/a (raters alike)")
+            + f" | {skipped:.4f} | {t['models'][t['chosen']]['curve_decreasing_occasions']} | "
+            f"{mon['expected']['roc_auc']:.3f} / {mon['realized']['roc_auc']:.3f} | "
+            f"{sum(k['covered'] for k in kinds)} of {len(kinds)} | {brackets} | "
+            f"{row['simulate_seconds'] / 60:.0f} / {t['fit_seconds'] / 60:.0f} / {e['seconds'] / 60:.0f} |")
     return "\n".join(out)
 
 
