@@ -153,7 +153,7 @@ def evaluation_figures(folder: Path, seed: int) -> dict:
     return out
 
 
-def evaluation_with_trait(tables: dict, schema, folder: Path, seed: int) -> dict:
+def evaluation_with_trait(tables: dict, schema, folder: Path, seed: int, kinds: list[str] | None = None) -> dict:
     """The same evaluation with the hidden trait added to the covariates (only a simulator can):
     if the trait is what confounds, this estimate's error is back to sampling error."""
     from bip.config import get_settings
@@ -161,8 +161,8 @@ def evaluation_with_trait(tables: dict, schema, folder: Path, seed: int) -> dict
     from evaluation.estimate import encode_covariates, estimate_arrays
     from evaluation.run import _select_rows
     settings = get_settings()
-    kinds = list(json.loads((folder / "truth.json").read_text())["intervention_effects"])
-    table = build_occasion_table(tables, schema, kinds, 12, settings.treatment_window_days, None,
+    every_kind = list(json.loads((folder / "truth.json").read_text())["intervention_effects"])
+    table = build_occasion_table(tables, schema, every_kind, 12, settings.treatment_window_days, None,
                                  bands=settings.rating_bands, progression=False)
     trait = pd.read_parquet(folder / "truth_trait.parquet").set_index("person_id")["trait"]
     table["hidden_trait"] = table["person_id"].map(trait).to_numpy()
@@ -171,7 +171,7 @@ def evaluation_with_trait(tables: dict, schema, folder: Path, seed: int) -> dict
     y, clusters = table["job_12m"].to_numpy(dtype=float), table["person_id"].astype(str).to_numpy()
     truth = json.loads((folder / "truth.json").read_text())["intervention_effects"]
     out = {}
-    for kind in kinds:
+    for kind in kinds or every_kind:
         rows, _ = _select_rows(table, kind, "ATT", seed, settings)
         t = table[f"treated__{kind}"].to_numpy()[rows]
         r = estimate_arrays(X[rows], names, t, y[rows], clusters[rows], table.iloc[rows].reset_index(drop=True),
