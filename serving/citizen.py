@@ -112,8 +112,8 @@ def score_citizen(model: ScoringModel, request: ScoreRequest, today: date, obser
         c = own[g]
         # percentage points this part moves the score: from the score without it to the score
         pp = 100 * (score - sigmoid_scalar(score_log_odds - c))
-        caseworker, citizen, active = _value(x, group.caseworker), _value(x, group.citizen), _value(x, group.active)
-        reason_da, reason_en = texts.reasons(group.name, schema, pp, caseworker, citizen,
+        active = _value(x, group.active)
+        reason_da, reason_en = group.reasons(pp, _value(x, group.caseworker), _value(x, group.citizen),
                                              None if active is None else bool(active))
         parts.append({"group": group.name, "kind": group.kind, "contribution": c, "contribution_pp": pp,
                       "label_da": group.label_da, "label_en": group.label_en,
@@ -145,6 +145,7 @@ class _Group:
     active: int | None
     label_da: str
     label_en: str
+    reasons: texts.GroupReasons
 
 
 def _request_path(model: ScoringModel) -> tuple[CitizenFeatures, list[_Group]]:
@@ -156,11 +157,12 @@ def _request_path(model: ScoringModel) -> tuple[CitizenFeatures, list[_Group]]:
         groups = []
         for group in model.groups:
             indicator = group in model.schema
+            reasons = texts.GroupReasons(group, model.schema)
             groups.append(_Group(group, "indicator" if indicator else "other",
                                  builder.index.get(f"{group}__cw_level") if indicator else None,
                                  builder.index.get(f"{group}__cit_level") if indicator else None,
                                  builder.index.get(f"activity__{group[len('activity_'):]}__active"),
-                                 *texts.labels(group, model.schema)))
+                                 reasons.da_label, reasons.en_label, reasons))
         cached = model._citizen_features = (builder, groups)
     return cached
 
