@@ -147,3 +147,16 @@ def test_parsing_from_bytes_accepts_only_what_the_long_lane_accepts_with_the_sam
             accepted += 1
             assert short == _validated_as_fastapi_does(content), content[:300]
     assert 100 < accepted < len(cases) - 1000  # both kinds were tried
+
+
+def test_audit_pseudonyms_stay_the_hmac_sha256_of_the_id(tmp_path):
+    """Pseudonyms link requests about one person across the whole trail, so they must not change
+    with how they are computed: HMAC-SHA256 of the id under the salt, its first 16 hex digits."""
+    import hashlib
+    import hmac
+
+    from serving.audit import AuditLog
+    audit = AuditLog(tmp_path / "audit.jsonl", b"a salt")
+    for person_id in ("p1", "Pæø-7", "x" * 300, "\ud800", 12345):
+        expected = hmac.new(b"a salt", str(person_id).encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:16]
+        assert audit.pseudonym(person_id) == expected
