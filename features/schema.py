@@ -53,6 +53,15 @@ class IndicatorSchema:
         object.__setattr__(self, "key_set", frozenset(self._by_key))
         object.__setattr__(self, "_answered", {r: frozenset(i.key for i in self.indicators if i.answered_by(r))
                                                for r in RESPONDENTS})
+        # (key, answer) pairs a row of each respondent may hold: no answer for any key, a value on
+        # the scale for the keys it answers (a request's rows are checked against it in one step;
+        # scales too long to list leave only the unanswered pairs, and answers then take the long check)
+        unanswered = frozenset((i.key, None) for i in self.indicators)
+        listed = all(i.scale_max - i.scale_min <= 1000 for i in self.indicators)
+        object.__setattr__(self, "_valid_answers", {
+            r: unanswered | {(i.key, v) for i in self.indicators if i.answered_by(r) and listed
+                             for v in range(i.scale_min, i.scale_max + 1)} for r in RESPONDENTS})
+        object.__setattr__(self, "_unanswered", unanswered)
 
     @property
     def keys(self) -> list[str]:
@@ -71,6 +80,11 @@ class IndicatorSchema:
     def answered_keys(self, respondent: str) -> frozenset:
         """The keys the given respondent answers (empty for anyone else)."""
         return self._answered.get(respondent, frozenset())
+
+    def valid_answers(self, respondent: str) -> frozenset:
+        """The (key, answer) pairs a row of this respondent may hold: (key, None) for every
+        indicator, (key, v) for v on the scale of each indicator the respondent answers."""
+        return self._valid_answers.get(respondent, self._unanswered)
 
     def keys_for(self, respondent: str) -> list[str]:
         """Indicator keys the given respondent answers, in schema order."""

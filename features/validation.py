@@ -357,44 +357,53 @@ def citizen_problems(person: dict, ratings: list, spells: list, schema: Indicato
     too_early("persons", 0, "enrolled_on", enrolled)
     if enrolled > today:
         problems.append(Problem("persons", 0, "enrolled_on", str(enrolled), f"a date on or before today ({today})"))
+    # every answer known, on its scale and given by a respondent who answers it: the usual request
+    answers_valid = _answers_valid(ratings, schema)
     known = schema.key_set
-    if not all(known.issuperset(r.values) for r in ratings):  # the usual request has no unknown key
+    if not answers_valid and not all(known.issuperset(r.values) for r in ratings):
         unknown = sorted({k for r in ratings for k in r.values if k not in known},
                          key=lambda k: next(i for i, r in enumerate(ratings) if k in r.values))
         for key in unknown:
             problems.append(Problem("measurements", None, key, key, f"an indicator of schema {schema.name!r}: {schema.keys}"))
-    seen = set()
-    for row, r in enumerate(ratings):
-        too_early("measurements", row, "measured_at", r.measured_at)
-        if r.measured_at > today:
-            problems.append(Problem("measurements", row, "measured_at", str(r.measured_at), f"a date on or before today ({today})"))
-        if r.measured_at < enrolled:
-            problems.append(Problem("measurements", row, "measured_at", str(r.measured_at), "a date on or after the person's enrolled_on"))
-        if r.respondent == "caseworker" and not (r.caseworker_id or "").strip():
-            problems.append(Problem("measurements", row, "caseworker_id", r.caseworker_id,
-                                    "a pseudonymous caseworker id on every caseworker row"))
-        if (r.measured_at, r.respondent) in seen:
-            problems.append(Problem("measurements", row, "measured_at", str(r.measured_at),
-                                    "one measurement per person, date and respondent"))
-        seen.add((r.measured_at, r.respondent))
-    # one pass over the given answers; the few bad cells are then reported in schema order, row order
-    flagged, scales = [], schema.scales
-    for row, r in enumerate(ratings):
-        answered = schema.answered_keys(r.respondent)
-        for key, value in r.values.items():
-            scale = scales.get(key)
-            if value is None or scale is None:  # no answer, or a key reported above
-                continue
-            if not (scale[0] <= value <= scale[1]) or key not in answered:
-                flagged.append((schema.position(key), row))
-    for position, row in sorted(flagged):
-        indicator, r = schema.indicators[position], ratings[row]
-        value = r.values[indicator.key]
-        if not (indicator.scale_min <= value <= indicator.scale_max):
-            problems.append(Problem("measurements", row, indicator.key, value, indicator.allowed))
-        if not indicator.answered_by(r.respondent):
-            problems.append(Problem("measurements", row, indicator.key, value,
-                                    f"empty for a {r.respondent} row: answered only by {list(indicator.respondents)}"))
+    # the usual request breaks no rule below: a few whole-list checks say so, and only a request
+    # that fails one of them is walked row by row and cell by cell to name its problems
+    dates = [r.measured_at for r in ratings]
+    if ratings and not (min(dates) >= earliest and min(dates) >= enrolled and max(dates) <= today
+                        and len({(r.measured_at, r.respondent) for r in ratings}) == len(ratings)
+                        and all((r.caseworker_id or "").strip() for r in ratings if r.respondent == "caseworker")):
+        seen = set()
+        for row, r in enumerate(ratings):
+            too_early("measurements", row, "measured_at", r.measured_at)
+            if r.measured_at > today:
+                problems.append(Problem("measurements", row, "measured_at", str(r.measured_at), f"a date on or before today ({today})"))
+            if r.measured_at < enrolled:
+                problems.append(Problem("measurements", row, "measured_at", str(r.measured_at), "a date on or after the person's enrolled_on"))
+            if r.respondent == "caseworker" and not (r.caseworker_id or "").strip():
+                problems.append(Problem("measurements", row, "caseworker_id", r.caseworker_id,
+                                        "a pseudonymous caseworker id on every caseworker row"))
+            if (r.measured_at, r.respondent) in seen:
+                problems.append(Problem("measurements", row, "measured_at", str(r.measured_at),
+                                        "one measurement per person, date and respondent"))
+            seen.add((r.measured_at, r.respondent))
+    if not answers_valid:
+        # one pass over the given answers; the few bad cells are then reported in schema order, row order
+        flagged, scales = [], schema.scales
+        for row, r in enumerate(ratings):
+            answered = schema.answered_keys(r.respondent)
+            for key, value in r.values.items():
+                scale = scales.get(key)
+                if value is None or scale is None:  # no answer, or a key reported above
+                    continue
+                if not (scale[0] <= value <= scale[1]) or key not in answered:
+                    flagged.append((schema.position(key), row))
+        for position, row in sorted(flagged):
+            indicator, r = schema.indicators[position], ratings[row]
+            value = r.values[indicator.key]
+            if not (indicator.scale_min <= value <= indicator.scale_max):
+                problems.append(Problem("measurements", row, indicator.key, value, indicator.allowed))
+            if not indicator.answered_by(r.respondent):
+                problems.append(Problem("measurements", row, indicator.key, value,
+                                        f"empty for a {r.respondent} row: answered only by {list(indicator.respondents)}"))
     for row, s in enumerate(spells):
         too_early("activities", row, "start", s.start)
         if s.start > today:
@@ -404,3 +413,14 @@ def citizen_problems(person: dict, ratings: list, spells: list, schema: Indicato
         if s.end is not None and s.end < s.start:
             problems.append(Problem("activities", row, "end", str(s.end), "a date on or after start"))
     return problems
+
+
+def _answers_valid(ratings: list, schema: IndicatorSchema) -> bool:
+    """True when no answer breaks its scale or its respondent rule: each row's (key, answer)
+    pairs are among those its respondent may give (IndicatorSchema.valid_answers). False sends
+    the rows to the cell-by-cell check, which names the problems (an unknown key, already
+    reported, and a value that is not a whole number land there too)."""
+    try:
+        return all(r.values.items() <= schema.valid_answers(r.respondent) for r in ratings)
+    except TypeError:  # an unhashable value: the cell-by-cell check reports it
+        return False

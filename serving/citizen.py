@@ -112,8 +112,8 @@ def score_citizen(model: ScoringModel, request: ScoreRequest, today: date, obser
         c = own[g]
         # percentage points this part moves the score: from the score without it to the score
         pp = 100 * (score - sigmoid_scalar(score_log_odds - c))
-        caseworker, citizen, active = _value(x, group.caseworker), _value(x, group.citizen), _value(x, group.active)
-        reason_da, reason_en = texts.reasons(group.name, schema, pp, caseworker, citizen,
+        active = _value(x, group.active)
+        reason_da, reason_en = group.reasons(pp, _value(x, group.caseworker), _value(x, group.citizen),
                                              None if active is None else bool(active))
         parts.append({"group": group.name, "kind": group.kind, "contribution": c, "contribution_pp": pp,
                       "label_da": group.label_da, "label_en": group.label_en,
@@ -130,7 +130,7 @@ def score_citizen(model: ScoringModel, request: ScoreRequest, today: date, obser
                   for k, horizon in enumerate(model.horizons)],
         "explanation": {"unit": "log_odds", "base_value": float(base[0]), "log_odds": float(log_odds[0]),
                         "contributions": parts},
-        "change": _change(previous, probability, contributions, log_odds, model.groups, schema),
+        "change": _change(previous, probability, contributions, log_odds, groups),
     }
 
 
@@ -145,6 +145,7 @@ class _Group:
     active: int | None
     label_da: str
     label_en: str
+    reasons: texts.GroupReasons
 
 
 def _request_path(model: ScoringModel) -> tuple[CitizenFeatures, list[_Group]]:
@@ -156,11 +157,12 @@ def _request_path(model: ScoringModel) -> tuple[CitizenFeatures, list[_Group]]:
         groups = []
         for group in model.groups:
             indicator = group in model.schema
+            reasons = texts.GroupReasons(group, model.schema)
             groups.append(_Group(group, "indicator" if indicator else "other",
                                  builder.index.get(f"{group}__cw_level") if indicator else None,
                                  builder.index.get(f"{group}__cit_level") if indicator else None,
                                  builder.index.get(f"activity__{group[len('activity_'):]}__active"),
-                                 *texts.labels(group, model.schema)))
+                                 reasons.da_label, reasons.en_label, reasons))
         cached = model._citizen_features = (builder, groups)
     return cached
 
@@ -171,17 +173,19 @@ def _value(x: list[float], index: int | None) -> float | None:
     return x[index]
 
 
-def _change(previous, probability, contributions, log_odds, groups, schema) -> dict:
+def _change(previous, probability, contributions, log_odds, groups: list[_Group]) -> dict:
     if previous is None:
         return {"previous_as_of": None, "previous_probability": None, "drivers": []}
     delta = contributions[0] - contributions[1]
+    change = delta.tolist()  # plain floats: the same sums as numpy's float64, without its per-element cost
+    before = float(log_odds[1])
     drivers = []
-    for g in np.argsort(-np.abs(delta)):
-        if abs(delta[g]) < 1e-9 or len(drivers) == 5:
+    for g in np.argsort(-np.abs(delta)).tolist():
+        if abs(change[g]) < 1e-9 or len(drivers) == 5:
             break
-        label_da, label_en = texts.labels(groups[g], schema)
+        group = groups[g]
         # percentage points this group's change alone moved the score, from the previous score
-        pp = 100 * (sigmoid_scalar(float(log_odds[1] + delta[g])) - sigmoid_scalar(float(log_odds[1])))
-        drivers.append({"group": groups[g], "label_da": label_da, "label_en": label_en,
-                        "change": float(delta[g]), "change_pp": pp})
+        pp = 100 * (sigmoid_scalar(before + change[g]) - sigmoid_scalar(before))
+        drivers.append({"group": group.name, "label_da": group.label_da, "label_en": group.label_en,
+                        "change": change[g], "change_pp": pp})
     return {"previous_as_of": previous, "previous_probability": float(probability[1]), "drivers": drivers}

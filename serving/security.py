@@ -9,6 +9,7 @@ read and no route.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import sqlite3
@@ -50,17 +51,23 @@ REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; fram
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 
-def _headers_for(path: str, content_type: str) -> dict[str, str]:
-    html = content_type.startswith("text/html")
+def _headers_for(path: str, content_type: str) -> tuple[tuple[bytes, bytes], ...]:
+    """The security headers of an answer on `path` of `content_type`, as ASGI (name, value) bytes."""
     api = path.startswith(("/v1/", "/v2/")) or path in ("/health", "/ready", "/openapi.json")
+    return _kind_headers(path.startswith(("/docs", "/redoc")), content_type.startswith("text/html"),
+                         path.startswith("/v1/"), path.startswith("/static/"), api)
+
+
+@functools.lru_cache(maxsize=None)  # 2**5 kinds of answer at most: built and encoded once each
+def _kind_headers(docs: bool, html: bool, v1: bool, static: bool, api: bool) -> tuple[tuple[bytes, bytes], ...]:
     out = dict(COMMON_HEADERS)
-    if path.startswith(("/docs", "/redoc")):
+    if docs:
         out["content-security-policy"] = DOCS_CSP
         out["x-frame-options"] = "DENY"
-    elif html and path.startswith("/v1/"):
+    elif html and v1:
         out["content-security-policy"] = REPORT_CSP
         out["x-frame-options"] = "SAMEORIGIN"
-    elif html or path.startswith("/static/"):
+    elif html or static:
         out["content-security-policy"] = PAGE_CSP
         out["x-frame-options"] = "SAMEORIGIN"
     else:
@@ -68,7 +75,7 @@ def _headers_for(path: str, content_type: str) -> dict[str, str]:
         out["x-frame-options"] = "DENY"
     if api:
         out["cache-control"] = "no-store"  # scores concern people: no copies in caches
-    return out
+    return tuple((name.encode(), value.encode()) for name, value in out.items())
 
 
 class SecurityHeaders:
@@ -86,9 +93,8 @@ class SecurityHeaders:
                 headers = list(message.get("headers", []))
                 present = {k.lower() for k, _ in headers}
                 content_type = next((v.decode("latin-1") for k, v in headers if k.lower() == b"content-type"), "")
-                for name, value in _headers_for(scope["path"], content_type).items():
-                    if name.encode() not in present:
-                        headers.append((name.encode(), value.encode()))
+                headers += [(name, value) for name, value in _headers_for(scope["path"], content_type)
+                            if name not in present]
                 message = {**message, "headers": headers}
             await send(message)
 

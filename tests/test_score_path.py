@@ -77,6 +77,7 @@ def _bodies(tables) -> tuple[list, list]:
         i = int(rng.integers(len(ms)))
         key = next(iter(ms[0]["values"]))
         citizen_row = next((n for n, m in enumerate(ms) if m["respondent"] == "citizen"), None)
+        caseworker_row = next(n for n, m in enumerate(ms) if m["respondent"] == "caseworker")
         hostile += [
             variant(lambda b: b["measurements"][i]["values"].update({next(iter(ms[i]["values"])): 9})),
             variant(lambda b: [m["values"].update({k: int(rng.integers(-2, 9)) if n or k != key else 0})
@@ -88,6 +89,9 @@ def _bodies(tables) -> tuple[list, list]:
             variant(lambda b: b["measurements"][0].update(measured_at="1990-01-01")),
             variant(lambda b: b["measurements"].append(copy.deepcopy(b["measurements"][0]))),
             variant(lambda b: b["person"].update(birth_year=2020, jobcenter="   ")),
+            variant(lambda b: b["measurements"][caseworker_row].update(caseworker_id="  ")),
+            variant(lambda b: b["measurements"][i].update(
+                measured_at=str(date.fromisoformat(b["person"]["enrolled_on"]) - timedelta(days=3)))),
             variant(lambda b: b["activities"].append({"kind": kind, "start": dates[-1],
                                                       "end": str(date.fromisoformat(dates[-1]) - timedelta(days=1))})),
         ]
@@ -205,3 +209,22 @@ def test_request_path_caches_live_on_the_model_and_go_with_it(model, small_table
     del copy_
     gc.collect()
     assert gone() is None
+
+
+def test_kept_reason_pieces_give_the_plain_sentences(schema):
+    """texts.GroupReasons (the request path's, with openings and effects kept) writes what
+    texts.reasons writes, for every group, on and around the rounding and negligible edges,
+    asked twice (the second answer comes from what was kept)."""
+    from features.build import feature_spec
+    rng = np.random.default_rng(5)
+    sizes = [0.0, -0.0, 0.04999, 0.05, -0.05, 0.15, 0.25, -0.35, 1.05, 7.45, 7.55, 99.95, -100.0, float("nan")]
+    sizes += list(rng.uniform(-40, 40, 60))
+    for group in feature_spec(schema).group_names:
+        kept = texts.GroupReasons(group, schema)
+        for _ in range(2):
+            for pp in sizes:
+                for caseworker, citizen, active in ((None, None, None), (3.0, None, None), (0.0, 4.0, None),
+                                                    (5.0, 1.0, None), (None, None, True), (None, None, False),
+                                                    (2.0, None, True)):
+                    assert kept(pp, caseworker, citizen, active) == texts.reasons(group, schema, pp, caseworker,
+                                                                                  citizen, active)
