@@ -9,7 +9,7 @@ For each seed: simulate with truth (`bip simulate --persons P --seed S`), build 
 evaluation rows as `bip evaluate` does (`evaluation.run`: the same occasions, covariates and row
 selection), estimate once (`evaluation.estimate.estimate_arrays`, the one estimation function),
 then `--draws` times resample persons with replacement (a drawn person's occasions come along,
-each copy its own cluster) and estimate again with every propensity and outcome model refitted.
+all copies in one fold) and estimate again with every propensity and outcome model refitted.
 The bootstrap SD of the estimate is the sampling spread that includes the nuisance models' own
 error, which the influence function treats as negligible; its ratio to the interval's SE says
 whether the interval is short (> 1) for this kind, and the truth says whether the estimate's
@@ -69,8 +69,9 @@ def one_seed(seed: int, kind: str, persons: int, draws: int, out: Path) -> dict:
     for b in range(draws):
         picked = rng.integers(0, len(persons_of), len(persons_of))
         rows = np.concatenate([persons_of[p] for p in picked])
-        copies = np.repeat(np.arange(len(picked)), [len(persons_of[p]) for p in picked])
-        r = estimate_arrays(X[rows], names, t[rows], y[rows], copies, frame.iloc[rows].reset_index(drop=True), [],
+        # a drawn person's copies keep the person's id, so they share a fold: a copy in the training
+        # folds would otherwise predict its twin in the held-out fold (only the estimate is used)
+        r = estimate_arrays(X[rows], names, t[rows], y[rows], clusters[rows], frame.iloc[rows].reset_index(drop=True), [],
                             "ATT", seed + 1 + b, settings, unit="person", benchmark_groups=[])
         estimates.append(r["estimate"])
     sd = float(np.std(estimates, ddof=1))
