@@ -157,17 +157,15 @@ def evaluation_with_trait(tables: dict, schema, folder: Path, seed: int, kinds: 
     """The same evaluation with the hidden trait added to the covariates (only a simulator can):
     if the trait is what confounds, this estimate's error is back to sampling error."""
     from bip.config import get_settings
-    from evaluation.bip_mode import build_occasion_table, covariate_names
-    from evaluation.estimate import encode_covariates, estimate_arrays
-    from evaluation.run import _select_rows
+    from evaluation.estimate import estimate_arrays
+    from evaluation.run import _select_rows, occasions_and_covariates
     settings = get_settings()
     every_kind = list(json.loads((folder / "truth.json").read_text())["intervention_effects"])
-    table = build_occasion_table(tables, schema, every_kind, 12, settings.treatment_window_days, None,
-                                 bands=settings.rating_bands, progression=False)
+    # the evaluation's own occasions and covariates (as `bip evaluate` builds them), the trait beside them
+    table, X, names, _ = occasions_and_covariates(tables, schema, every_kind, 12, None, settings, False)
     trait = pd.read_parquet(folder / "truth_trait.parquet").set_index("person_id")["trait"]
-    table["hidden_trait"] = table["person_id"].map(trait).to_numpy()
-    X, names = encode_covariates(table, covariate_names(schema) + ["hidden_trait"])
-    X = X.astype(np.float32)
+    X = np.column_stack([X, table["person_id"].map(trait).to_numpy(dtype=np.float32)])
+    names = names + ["hidden_trait"]
     y, clusters = table["job_12m"].to_numpy(dtype=float), table["person_id"].astype(str).to_numpy()
     truth = json.loads((folder / "truth.json").read_text())["intervention_effects"]
     out = {}
