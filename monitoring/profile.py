@@ -99,6 +99,11 @@ def reference_profile(model, X: np.ndarray, probability: np.ndarray | None = Non
             "expected": expected_performance(probability)}
 
 
+def _rounded(value: float, categories: dict, missing):
+    """A value not found as it is: rounded half to even as count_aspects rounds (NaN: missing)."""
+    return missing if value != value else categories.get(float(round(value)), missing)
+
+
 class ProfileCounter:
     """Counts new rows in a profile's own categories and score bins; built once per profile
     (the service keeps one per model version), with a fast path for one row per request."""
@@ -114,6 +119,11 @@ class ProfileCounter:
         self._row_plan = [(aspect, index[d["column"]],
                            {float(c): c for c in d["categories"] if c != "missing"})
                           for aspect, d in self.definitions.items()]
+        # the same plan as ready-made (aspect, category) pairs, for row_categories
+        self._pair_plan = [(index[d["column"]], {float(c): (aspect, c) for c in d["categories"] if c != "missing"},
+                            (aspect, "missing")) for aspect, d in self.definitions.items()]
+        self._score_pairs = [(SCORE, str(b)) for b in range(len(self.edges) + 1)]
+        self._fine_pairs = [(SCORE_FINE, str(b)) for b in range(FINE_BINS)]
 
     def count(self, X: np.ndarray, probability) -> dict[str, dict[str, int]]:
         """Counts per aspect and category for feature rows X and their probabilities."""
@@ -122,6 +132,15 @@ class ProfileCounter:
         if len(X) == 1:
             return self._count_row(X[0], float(probability[0]))
         return count_aspects(self.definitions, self.names, X, probability, self.edges)
+
+    def row_categories(self, x: list[float], p: float) -> list[tuple[str, str]]:
+        """One row's (aspect, category) pairs, score bins included: what count() gives for a
+        single row, as the pairs ScoreWindow.observe_row adds (x: the feature row as floats)."""
+        out = [categories.get(x[column]) or _rounded(x[column], categories, missing)
+               for column, categories, missing in self._pair_plan]
+        out.append(self._score_pairs[bisect.bisect_right(self.edges, p)])
+        out.append(self._fine_pairs[min(max(int(p * FINE_BINS), 0), FINE_BINS - 1)])
+        return out
 
     def _count_row(self, x: np.ndarray, p: float) -> dict[str, dict[str, int]]:
         out = {}

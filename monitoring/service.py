@@ -42,6 +42,13 @@ class Monitor:
             version = str(loaded.version)
             self.window.observe(version, self._counters[version].count(X, probability))
 
+    def observe_row(self, loaded, x: list[float], probability: float) -> None:
+        """Count one scored feature row (as floats) into the window: observe() for one row, at
+        the request path's cost."""
+        if self.profile(loaded) is not None:
+            version = str(loaded.version)
+            self.window.observe_row(version, self._counters[version].row_categories(x, probability))
+
     def report(self, loaded, max_age_s: float = 0.0) -> dict:
         """Drift of the window against the served model's profile, and the label-free estimates;
         reused for max_age_s seconds (the metrics scrape passes a few)."""

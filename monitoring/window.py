@@ -14,7 +14,7 @@ import asyncio
 import logging
 import sqlite3
 import threading
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -28,7 +28,9 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS scored (
 class ScoreWindow:
     def __init__(self, path: str | Path, window_days: int = 30, flush_s: float = 5.0):
         self.path, self.window_days, self.flush_s = Path(path), window_days, flush_s
-        self._pending: dict[tuple[str, str, str, str], int] = defaultdict(int)
+        # (day, model version) -> counts per (aspect, category): a row's categories are added with
+        # one Counter.update (a C loop) instead of a key tuple and an increment per aspect
+        self._pending: dict[tuple[str, str], Counter] = defaultdict(Counter)
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
@@ -43,23 +45,35 @@ class ScoreWindow:
         """Add one or many scored occasions' counts (from monitoring.profile.count_for_profile)."""
         day_text = (day or date.today()).isoformat()
         with self._lock:
+            pending = self._pending[(day_text, str(model_version))]
             for aspect, categories in counts.items():
                 for category, n in categories.items():
-                    self._pending[(day_text, str(model_version), aspect, category)] += int(n)
+                    pending[(aspect, category)] += int(n)
         if self.flush_s <= 0:  # immediate mode; otherwise the timer writes (flush_periodically)
+            self.flush()
+
+    def observe_row(self, model_version: str, categories: list[tuple[str, str]], day: date | None = None) -> None:
+        """Add one scored occasion, given as its (aspect, category) pairs (one per aspect, from
+        monitoring.profile.ProfileCounter.row_categories): the request path's observation."""
+        day_text = (day or date.today()).isoformat()
+        with self._lock:
+            self._pending[(day_text, str(model_version))].update(categories)
+        if self.flush_s <= 0:
             self.flush()
 
     def flush(self) -> None:
         """Write this worker's counts into the shared file."""
         with self._lock:
-            pending, self._pending = self._pending, defaultdict(int)
-        if not pending:
+            pending, self._pending = self._pending, defaultdict(Counter)
+        rows = [(day, version, aspect, category, n) for (day, version), counts in pending.items()
+                for (aspect, category), n in counts.items() if n]
+        if not rows:
             return
         oldest = (date.today() - timedelta(days=self.window_days + 1)).isoformat()
         with self._connect() as db:
             db.executemany("INSERT INTO scored VALUES (?, ?, ?, ?, ?) ON CONFLICT (day, model_version, aspect, "
                            "category) DO UPDATE SET n = n + excluded.n",
-                           [(*key, n) for key, n in pending.items()])
+                           rows)
             db.execute("DELETE FROM scored WHERE day < ?", (oldest,))
 
     def counts(self, model_version: str, today: date | None = None) -> dict[str, dict[str, int]]:

@@ -6,14 +6,16 @@ same person without revealing who it is; indicator values are never written.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
-import json
 import os
 import secrets
 import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+
+import orjson
 
 
 def load_salt(path: Path) -> bytes:
@@ -38,7 +40,10 @@ class AuditLog:
         self.salt = salt
         self.refused_interval_s = refused_interval_s
         self._lock = threading.Lock()
-        self._handle = None
+        self._fd: int | None = None
+        # the keyed state built once; each pseudonym copies it (hmac.digest(salt, ..., "sha256")
+        # looks the digest up and keys it on every call, most of its cost)
+        self._mac = hmac.new(salt, digestmod=hashlib.sha256)
         self._refused: dict[str, int] = {}
         self._refused_since = time.monotonic()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,8 +70,10 @@ class AuditLog:
                           "unauthenticated": counts, "window_s": round(window, 1)})
 
     def pseudonym(self, person_id: str) -> str:
-        # hmac.digest: the same HMAC-SHA256 as hmac.new(...).digest(), in one C call
-        return hmac.digest(self.salt, str(person_id).encode("utf-8", "surrogatepass"), "sha256").hex()[:16]
+        """HMAC-SHA256 of the id under the salt, the first 16 hex digits."""
+        mac = self._mac.copy()
+        mac.update(str(person_id).encode("utf-8", "surrogatepass"))
+        return mac.hexdigest()[:16]
 
     def write(self, *, key_id, role, route, person_ids, model_version, status, latency_ms):
         if key_id is None:  # no known key: counted, not written line by line
@@ -82,15 +89,17 @@ class AuditLog:
         self._append(entry)
 
     def _append(self, entry: dict) -> None:
-        line = json.dumps(entry, ensure_ascii=True) + "\n"
+        # one write(2) per line on an O_APPEND descriptor: each line reaches the file whole, at
+        # its end, as it is written (nothing held in a buffer), whichever worker writes it
+        line = orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE)
         with self._lock:
-            if self._handle is None:
-                self._handle = _open_private(self.path)
-            self._handle.write(line)
+            if self._fd is None:
+                self._fd = _open_private(self.path)
+            os.write(self._fd, line)
 
 
-def _open_private(path: Path):
-    """Append-only, line-buffered, mode 0600 (an existing wider file is narrowed)."""
+def _open_private(path: Path) -> int:
+    """Append-only, mode 0600 (an existing wider file is narrowed)."""
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     os.fchmod(fd, 0o600)
-    return os.fdopen(fd, "a", encoding="utf-8", buffering=1)
+    return fd

@@ -87,7 +87,8 @@ def check(request: ScoreRequest, person, ratings, spells, schema, today: date) -
 
 def score_citizen(model: ScoringModel, request: ScoreRequest, today: date, observe=None) -> dict:
     """The per-request path: no pandas, one small float array, the boosters walked in two calls.
-    `observe(feature_row, probability)`, when given, sees the scored row (the monitoring window)."""
+    `observe(feature_row, probability)`, when given, sees the scored row as a list of floats (the
+    monitoring window)."""
     schema = model.schema
     person, ratings, spells = citizen_inputs(request)
     as_of = check(request, person, ratings, spells, schema, today)
@@ -99,14 +100,14 @@ def score_citizen(model: ScoringModel, request: ScoreRequest, today: date, obser
     contributions, base = model.explain(X, raw=raw)
     log_odds = model.explained_log_odds(contributions, base)
     probability = sigmoid(log_odds)
-    if observe is not None:
-        observe(X[:1], float(probability[0]))
     curve = cumulative_curve(raw[:1])[0]
     low, high = model.curve_interval(X[:1], curve)
     default = model.horizons.index(model.horizon_months)
     # plain floats from here: per-element numpy calls cost more than the arithmetic
     x, own = X[0].tolist(), contributions[0].tolist()
     score, score_log_odds = float(probability[0]), float(log_odds[0])
+    if observe is not None:
+        observe(x, score)
     parts = []
     for g, group in enumerate(groups):
         c = own[g]

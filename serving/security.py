@@ -331,14 +331,25 @@ def _codes(route: APIRoute, operation: dict) -> set[int]:
     return codes
 
 
-def secure_openapi(app: FastAPI):
+def _reading_order(routes: list, documented: list | None) -> list:
+    """The app's routes with the included routers in `documented` order (the app may match them
+    in another order)."""
+    if not documented:
+        return routes
+    rank = {id(router): i for i, router in enumerate(documented)}
+    return sorted(routes, key=lambda route: rank.get(id(getattr(route, "original_router", None)), -1))
+
+
+def secure_openapi(app: FastAPI, reading: list | None = None):
     """app.openapi: FastAPI's document plus the X-API-Key scheme on every keyed operation and the
-    error responses each operation can give, all with the one error schema."""
+    error responses each operation can give, all with the one error schema. `reading`: the
+    routers in the order the document lists them."""
 
     def openapi() -> dict:
         if app.openapi_schema:
             return app.openapi_schema
-        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                             routes=_reading_order(app.routes, reading))
         components = schema.setdefault("components", {})
         components.setdefault("securitySchemes", {})["APIKey"] = {
             "type": "apiKey", "in": "header", "name": "X-API-Key",
@@ -371,10 +382,11 @@ def secure_openapi(app: FastAPI):
     return openapi
 
 
-def install_security(app: FastAPI, settings: Settings, audit: AuditLog) -> None:
-    """Wire the layers above into the app (call after the app's own middleware and routers)."""
+def install_security(app: FastAPI, settings: Settings, audit: AuditLog, documented: list | None = None) -> None:
+    """Wire the layers above into the app (call after the app's own middleware and routers);
+    `documented`: the included routers in the OpenAPI document's order."""
     _offline_docs(app)
     app.state.audit = audit
     app.add_middleware(AccessGate, routes=app.router.routes, audit=audit, settings=settings)
     app.add_middleware(SecurityHeaders)  # outermost: every answer, 431 and 429 included, gets them
-    app.openapi = secure_openapi(app)
+    app.openapi = secure_openapi(app, documented)

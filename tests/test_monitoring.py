@@ -119,6 +119,30 @@ def test_one_row_at_a_time_counts_as_the_cohort_does(profile, champion, fresh_co
             one_by_one.setdefault(aspect, Counter()).update(categories)
     assert {a: dict(c) for a, c in one_by_one.items()} == counter.count(X, p)
 
+    # the request path's pairs (row_categories, as ScoreWindow.observe_row adds them): the same
+    # counts, also for missing and unexpected values and scores on the bins' edges
+    X = X.copy()
+    X[:40, :] = np.nan
+    X[40:80, :] = 0.5
+    p = p.copy()
+    p[:10], p[10:20] = 0.0, 1.0
+    p[20:20 + len(counter.edges)] = counter.edges
+    pairs = Counter(pair for i in range(len(X)) for pair in counter.row_categories(X[i].tolist(), float(p[i])))
+    as_pairs = Counter({(aspect, category): n for aspect, categories in counter.count(X, p).items()
+                        for category, n in categories.items()})
+    assert pairs == as_pairs
+
+
+def test_window_counts_rows_and_cohorts_alike(tmp_path):
+    """observe_row (one request) and observe (a cohort's counts) add up in the same file."""
+    from monitoring.window import ScoreWindow
+    window = ScoreWindow(tmp_path / "w.sqlite", flush_s=60)
+    window.observe_row("3", [("score", "1"), ("job_search/caseworker/rating", "missing")])
+    window.observe("3", {"score": {"1": 2, "2": 1}})
+    window.observe_row("4", [("score", "1")])
+    assert window.counts("3") == {"score": {"1": 3, "2": 1}, "job_search/caseworker/rating": {"missing": 1}}
+    assert window.counts("4") == {"score": {"1": 1}}
+
 
 def test_later_years_estimate_and_realized_move_together(champion, profile, fresh_cohort, tmp_path):
     """The model was trained before the later years; in them the labour market is better. The
