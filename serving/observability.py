@@ -48,6 +48,7 @@ from starlette.routing import Match
 from bip.config import get_settings
 
 REQUEST_ID_HEADER = "x-request-id"
+_REQUEST_ID_NAME = REQUEST_ID_HEADER.encode()
 # A client's id is kept only when it looks like an id (UUIDs, trace ids); anything else could
 # smuggle text into the logs, so it is replaced by a fresh one.
 _WELL_FORMED_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{7,63}")
@@ -259,7 +260,7 @@ class RequestObservability:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         start = time.perf_counter()
-        sent = dict(scope.get("headers") or []).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
+        sent = dict(scope.get("headers") or []).get(_REQUEST_ID_NAME, b"").decode("latin-1")
         rid = sent if _WELL_FORMED_ID.fullmatch(sent) else uuid.uuid4().hex
         token = _request_id.set(rid)
         scope.setdefault("state", {})["request_id"] = rid
@@ -268,8 +269,8 @@ class RequestObservability:
         async def sending(message):
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != REQUEST_ID_HEADER.encode()]
-                message = {**message, "headers": headers + [(REQUEST_ID_HEADER.encode(), rid.encode())]}
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != _REQUEST_ID_NAME]
+                message = {**message, "headers": headers + [(_REQUEST_ID_NAME, rid.encode())]}
             await send(message)
 
         try:
@@ -282,9 +283,14 @@ class RequestObservability:
             latency.observe(elapsed)
             if rate_limited is not None:
                 rate_limited.inc()
-            access_log.info("request", extra={"fields": {
-                "event": "access", "method": method, "route": route, "status": code,
-                "duration_ms": round(1e3 * elapsed, 3)}})
+            if access_log.isEnabledFor(logging.INFO):
+                # the record made and handled directly (Logger.makeRecord, Logger.handle: the
+                # same filters and handlers): info() would also walk the stack for the caller's
+                # file and line, which the JSON line does not carry
+                access_log.handle(access_log.makeRecord(access_log.name, logging.INFO, __file__, 0, "request", (),
+                                                        None, extra={"fields": {
+                    "event": "access", "method": method, "route": route, "status": code,
+                    "duration_ms": round(1e3 * elapsed, 3)}}))
             _request_id.reset(token)
 
 

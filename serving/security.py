@@ -9,8 +9,12 @@ read and no route.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import math
+import mmap
+import os
 import re
 import sqlite3
 import threading
@@ -114,8 +118,12 @@ class FailedKeys:
       addresses) is refused, but only to addresses that have failed themselves in the window. The
       owner, who knows the secret and sends no wrong keys, is never locked out by someone who
       only knows the key id; a distributed guesser gets one wrong guess per address.
-    The request path reads one indexed count (an address with no failures stops there); only
-    failures write. Rows older than the window are deleted as failures are written."""
+    Only failures write; rows older than the window are deleted as failures are written. The
+    request path reads a generation number that every failure raises after it is committed (8
+    bytes in a file beside the store, mapped into memory): an address found clean at generation
+    g stays clean while the generation is g, since failures only expire otherwise. So the usual
+    request (a clean address, nothing failed since) costs a memory read, not a SQLite query, and
+    a failure in any worker is seen by every worker at its next request."""
 
     def __init__(self, path: Path, per_address: int, per_key: int, window_s: float):
         self.path, self.per_address, self.per_key, self.window_s = Path(path), per_address, per_key, window_s
@@ -128,18 +136,28 @@ class FailedKeys:
         self._db.execute("CREATE INDEX IF NOT EXISTS failure_address ON failure (address, at)")
         self._db.execute("CREATE INDEX IF NOT EXISTS failure_key ON failure (key_id, at)")
         self._lock = threading.Lock()
+        self._generation = _Generation(self.path.with_name(self.path.name + ".generation"))
+        self._clean: dict[str, int] = {}  # address -> the generation at which it had no failures
 
     def _wait(self, oldest: float | None, now: float) -> int:
         return max(1, math.ceil(oldest + self.window_s - now)) if oldest is not None else 1
 
     def retry_after(self, address: str, key_id: str | None, now: float | None = None) -> int:
         """Seconds until `address` may try again (with a key claiming `key_id`); 0 when it may now."""
+        generation = self._generation.read()  # before the query: a failure after it raises it
+        if self._clean.get(address) == generation:
+            return 0
         now = time.time() if now is None else now
         since = now - self.window_s
         with self._lock:
             n, oldest = self._db.execute("SELECT COUNT(*), MIN(at) FROM failure WHERE address = ? AND at > ?",
                                          (address, since)).fetchone()
-            if n == 0 or key_id is None:  # a clean address is never refused
+            if n == 0:  # a clean address is never refused
+                if len(self._clean) >= 65536:  # bounded: many addresses only cost queries again
+                    self._clean.clear()
+                self._clean[address] = generation
+                return 0
+            if key_id is None:
                 return self._wait(oldest, now) if n >= self.per_address else 0
             if n >= self.per_address:
                 return self._wait(oldest, now)
@@ -153,6 +171,36 @@ class FailedKeys:
         with self._lock:
             self._db.execute("INSERT INTO failure VALUES (?, ?, ?)", (address, key_id, now))
             self._db.execute("DELETE FROM failure WHERE at <= ?", (now - self.window_s,))
+            self._generation.advance()  # after the commit: whoever reads the new number sees the row
+
+
+class _Generation:
+    """A counter shared by the processes that map one small file: read without a system call,
+    raised under an exclusive lock on the file, so it only ever grows (no raise can overwrite a
+    later one with a smaller number)."""
+
+    def __init__(self, path: Path):
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        with _locked(self._fd):
+            if os.fstat(self._fd).st_size < 8:
+                os.ftruncate(self._fd, 8)
+        self._map = mmap.mmap(self._fd, 8)
+
+    def read(self) -> int:
+        return int.from_bytes(self._map[:8], "little")
+
+    def advance(self) -> None:
+        with _locked(self._fd):
+            self._map[:8] = (self.read() + 1).to_bytes(8, "little")
+
+
+@contextlib.contextmanager
+def _locked(fd: int):
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 KEY_ID = re.compile(rb"^bip_([0-9a-f]{8})_")

@@ -97,6 +97,25 @@ def test_failed_key_limit_is_shared_by_two_processes(tmp_path):
     assert store.retry_after("10.0.0.10", None) == 0
 
 
+def test_a_clean_address_costs_no_query_and_still_sees_other_processes_failures(tmp_path):
+    """The request path's shortcut: an address found clean is not queried again until some
+    worker records a failure; then every worker asks the store at its next request."""
+    import subprocess
+    import sys
+    from serving.security import FailedKeys
+    path = tmp_path / "failed_keys.sqlite"
+    store = FailedKeys(path, 3, 1000, 60)
+    assert store.retry_after("10.0.0.9", None) == 0
+    real, store._db = store._db, None  # any query now fails
+    assert store.retry_after("10.0.0.9", None) == 0
+    store._db = real
+    script = ("import sys; from pathlib import Path; from serving.security import FailedKeys; "
+              "s = FailedKeys(Path(sys.argv[1]), 3, 1000, 60); [s.fail('10.0.0.9', None) for _ in range(3)]")
+    subprocess.run([sys.executable, "-c", script, str(path)], check=True, cwd=ROOT)
+    assert store.retry_after("10.0.0.9", None) > 0  # the other process's failures, at once
+    assert store.retry_after("10.0.0.10", None) == 0
+
+
 def test_knowing_a_key_id_cannot_lock_its_owner_out(tmp_path):
     """Before: 50 wrong secrets with a real key id (bip_<id>_...) refused the owner for a minute.
     Now the many-address guessing is refused, the owner (whose address sent no wrong key) is not."""
