@@ -114,12 +114,9 @@ class ProfileCounter:
         self.names = profile["feature_names"]
         self.edges = profile["aspects"][SCORE]["edges"]
         index = {name: i for i, name in enumerate(self.names)}
-        # rating levels and changes are whole numbers: one dict lookup per aspect names the
-        # category (NaN and anything unexpected fall through to "missing")
-        self._row_plan = [(aspect, index[d["column"]],
-                           {float(c): c for c in d["categories"] if c != "missing"})
-                          for aspect, d in self.definitions.items()]
-        # the same plan as ready-made (aspect, category) pairs, for row_categories
+        # rating levels and changes are whole numbers: one dict lookup per aspect gives the
+        # (aspect, category) pair, made once here (NaN and anything unexpected are rounded or
+        # fall through to "missing", as count_aspects does)
         self._pair_plan = [(index[d["column"]], {float(c): (aspect, c) for c in d["categories"] if c != "missing"},
                             (aspect, "missing")) for aspect, d in self.definitions.items()]
         self._score_pairs = [(SCORE, str(b)) for b in range(len(self.edges) + 1)]
@@ -143,13 +140,7 @@ class ProfileCounter:
         return out
 
     def _count_row(self, x: np.ndarray, p: float) -> dict[str, dict[str, int]]:
-        out = {}
-        values = x.tolist()  # Python floats: far cheaper to look up one at a time than numpy scalars
-        for aspect, column, categories in self._row_plan:
-            out[aspect] = {categories.get(values[column], "missing"): 1}
-        out[SCORE] = {str(bisect.bisect_right(self.edges, p)): 1}
-        out[SCORE_FINE] = {str(min(max(int(p * FINE_BINS), 0), FINE_BINS - 1)): 1}
-        return out
+        return {aspect: {category: 1} for aspect, category in self.row_categories(x.tolist(), p)}
 
 
 def count_for_profile(profile: dict, X: np.ndarray, probability: np.ndarray) -> dict[str, dict[str, int]]:

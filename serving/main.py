@@ -65,18 +65,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     keys = KeyStore(settings.keys_file)
     audit = AuditLog(settings.audit_log, load_salt(settings.audit_salt_file), settings.audit_refused_interval_s)
 
-    # outermost last: the body limit sees bytes first, then the key is checked, then the audit
+    # outermost last: the key is checked from the headers first, then the audit wraps the call,
+    # and the body limit sits next to the routes (so the audit and the metrics see its 413s)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AuditTrail, audit=audit, holder=app.state.holder)
     routes = [route for module in ROUTERS for route in module.router.routes]  # the routers as written, unprefixed
     app.add_middleware(Authenticate, routes=routes, keys=keys, require_keys=settings.require_keys)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestObservability, routes=routes)  # outermost: sees every answer, 401s and 413s too
     install_error_handlers(app)
     citizens.install_citizen_handlers(app)
     for module in FIRST + tuple(module for module in ROUTERS if module not in FIRST):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "pages"), name="static")
-    install_security(app, settings, audit, documented=[module.router for module in ROUTERS])  # outermost: header bound, failed-key limits, headers, docs
+    # outermost: header bound, failed-key limits, headers, docs (the OpenAPI document in reading order)
+    install_security(app, settings, audit, documented=[module.router for module in ROUTERS])
     return app
 
 

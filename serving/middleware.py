@@ -20,7 +20,10 @@ def _too_large(max_bytes: int) -> JSONResponse:
 
 
 class BodyLimit:
-    """413 for bodies over the limit, whether or not Content-Length is sent."""
+    """413 for bodies over the limit, whether or not Content-Length is sent. Without it (a chunked
+    body) the limit is found while the route reads; a route may catch that (FastAPI turns any
+    error while reading into 400 "There was an error parsing the body"), so whatever the route
+    then answers is dropped and the 413 goes out instead."""
 
     def __init__(self, app, max_bytes: int):
         self.app, self.max_bytes = app, max_bytes
@@ -31,20 +34,31 @@ class BodyLimit:
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
             return await _too_large(self.max_bytes)(scope, receive, send)
-        seen = 0
+        seen, over, started = 0, False, False
 
         async def limited():
-            nonlocal seen
+            nonlocal seen, over
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
+                    over = True
                     raise _BodyTooLarge()
             return message
 
+        async def sending(message):
+            nonlocal started
+            if over:  # the route's own answer to the refused read
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await self.app(scope, limited, send)
-        except _BodyTooLarge:
+            await self.app(scope, limited, sending)
+        except Exception:
+            if not over or started:
+                raise
+        if over and not started:
             await _too_large(self.max_bytes)(scope, receive, send)
 
 

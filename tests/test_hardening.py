@@ -372,6 +372,28 @@ def test_the_key_is_checked_before_the_body_is_read(tmp_path):
     assert sent[0]["status"] == 401
 
 
+def test_a_chunked_body_over_the_limit_is_413_on_every_route(tmp_path):
+    """Before: a body sent without Content-Length (chunked) over the limit was refused while the
+    route read it, and FastAPI turned that into 400 "There was an error parsing the body"."""
+    from serving.keys import add_key
+    client, settings = _app(tmp_path, max_body_bytes=10_000)
+    _, key = add_key(settings.keys_file, "admin")
+
+    def chunks():  # a generator body: httpx sends it chunked, with no Content-Length
+        for _ in range(30):
+            yield b"x" * 1000
+
+    for route, content_type in [("/v1/score", "application/json"),
+                                ("/v2/models/bip-employment/infer", "application/json"),
+                                ("/v1/cohorts/score", "multipart/form-data; boundary=x"),
+                                ("/v1/evaluations", "multipart/form-data; boundary=x")]:
+        answer = client.post(route, content=chunks(), headers={"X-API-Key": key, "content-type": content_type})
+        assert answer.status_code == 413, (route, answer.status_code, answer.text)
+        assert "BIP_MAX_BODY_BYTES" in answer.json()["detail"]
+    lines = [json.loads(line) for line in settings.audit_log.read_text().splitlines()]
+    assert [line["status"] for line in lines] == [413] * 4  # the audit sees the answer the client got
+
+
 def test_failed_keys_are_rate_limited_per_address_and_per_key(tmp_path):
     """Before: 5,974 wrong keys per second and never a 429."""
     client, _ = _app(tmp_path, failed_keys_per_address=3, failed_keys_per_key=1000)
