@@ -275,18 +275,29 @@ def parse_capacity(text: str | None) -> dict[str, float] | None:
     return places
 
 
+def _decision_mask(table: pd.DataFrame, kinds: list[str]) -> tuple[np.ndarray, np.ndarray, int]:
+    """The decision points' mask in `table`, which kind started at each occasion (occasions x
+    kinds) and how many eligible occasions were left out for two starts."""
+    eligible = np.logical_and.reduce([table[f"eligible__{k}"].to_numpy() for k in kinds])
+    treated = np.stack([table[f"treated__{k}"].to_numpy() == 1 for k in kinds], axis=1)
+    several = treated.sum(axis=1) > 1
+    return eligible & ~several, treated, int((eligible & several).sum())
+
+
+def decision_point_count(table: pd.DataFrame, kinds: list[str]) -> int:
+    """How many decision points decision_points() would give, without copying their rows."""
+    return int(_decision_mask(table, kinds)[0].sum())
+
+
 def decision_points(table: pd.DataFrame, kinds: list[str]) -> tuple[pd.DataFrame, np.ndarray, int]:
     """Occasions where no programme started earlier is running (every kind eligible), with
     `arm` = the kind started within the window or 'none'; occasions where two kinds started
     are left out. Returns the rows, their mask in `table` and how many were left out."""
-    eligible = np.logical_and.reduce([table[f"eligible__{k}"].to_numpy() for k in kinds])
-    treated = np.stack([table[f"treated__{k}"].to_numpy() == 1 for k in kinds], axis=1)
-    several = treated.sum(axis=1) > 1
-    rows = eligible & ~several
+    rows, treated, several = _decision_mask(table, kinds)
     frame = table[rows].reset_index(drop=True)
     t = treated[rows]
     frame["arm"] = np.where(t.any(axis=1), np.array(kinds, dtype=object)[t.argmax(axis=1)], NONE)
-    return frame, rows, int((eligible & several).sum())
+    return frame, rows, several
 
 
 def learn_policy(table: pd.DataFrame, X: np.ndarray, outcome: str, kinds: list[str] | None = None,

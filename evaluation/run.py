@@ -28,7 +28,7 @@ from evaluation.bip_mode import (
     covariate_names,
 )
 from evaluation.limits import band_interval_check
-from evaluation.policy import check_policy_parameters, decision_points, learn_policy
+from evaluation.policy import check_policy_parameters, decision_point_count, learn_policy
 from evaluation.estimate import (
     DESIGNS,
     EvaluationInputError,
@@ -150,7 +150,7 @@ def _evaluate_bip(tables, schema, kind, horizon, estimand, seed, model, progress
     table, X, names, covariates = occasions_and_covariates(tables, schema, kinds, horizon, model, settings, progression)
     if policy is not None:   # places above the cohort's decision points: refused before any model is fitted
         check_policy_parameters(kinds, policy.get("capacity"), policy.get("depth", 2),
-                                len(decision_points(table, kinds)[0]))
+                                decision_point_count(table, kinds))
     outcome = f"job_{horizon}m"
     y_all = table[outcome].to_numpy(dtype=float)
     clusters_all = cluster_codes(table["person_id"].astype(str).to_numpy())
