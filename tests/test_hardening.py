@@ -47,7 +47,7 @@ def _problems(folder, **declared):
 # --- silent misreading of files
 
 def test_day_first_and_month_first_dates_are_not_guessed_per_cell(tmp_path, small_cohort_dir):
-    """Before: 12-05-2014 was read as 5 December and 31-05-2014 as 31 May (format="mixed")."""
+    """Before: 12-05-2014 was read as 5 December and 31-05-2014 as 31 May (pandas guessing each cell on its own)."""
     text = _persons(enrolled_on=["12-05-2014", "31-05-2014", "02-01-2015"]).to_csv(index=False)
     folder = _folder(tmp_path, small_cohort_dir, text.encode())
     found = [p for p in _problems(folder) if p.column == "enrolled_on"]
