@@ -98,7 +98,7 @@ def _available() -> int:
 
 
 SCORE = """
-import os, sys, time
+import sys
 from pathlib import Path
 from distributed import Client
 from training.distributed import score_on_dask
